@@ -1,0 +1,158 @@
+import type { AdmissionRequest, KubeObject } from '../../admission/types.js';
+import { annotationsOf, labelsOf, ownString } from '../patch.js';
+
+/** Annotation where gitops-guard records the owner it first saw. */
+export const OWNER_ANNOTATION = 'gitops-guard.dev/owner';
+/** Annotation the current owner sets to hand an object over to another owner identity. */
+export const HANDOVER_ANNOTATION = 'gitops-guard.dev/handover-to';
+
+export const ARGOCD_TRACKING_ANNOTATION = 'argocd.argoproj.io/tracking-id';
+export const HELM_RELEASE_NAME = 'meta.helm.sh/release-name';
+export const HELM_RELEASE_NAMESPACE = 'meta.helm.sh/release-namespace';
+export const FLUX_KUSTOMIZATION_NAME = 'kustomize.toolkit.fluxcd.io/name';
+export const FLUX_KUSTOMIZATION_NAMESPACE = 'kustomize.toolkit.fluxcd.io/namespace';
+export const FLUX_HELMRELEASE_NAME = 'helm.toolkit.fluxcd.io/name';
+export const FLUX_HELMRELEASE_NAMESPACE = 'helm.toolkit.fluxcd.io/namespace';
+
+export type OwnerSource = 'argocdAnnotation' | 'argocdLabel' | 'helm' | 'flux';
+
+export const OWNER_SOURCES: readonly OwnerSource[] = ['argocdAnnotation', 'argocdLabel', 'helm', 'flux'];
+
+/**
+ * Label tracking is the weakest signal: `app.kubernetes.io/instance` is also the generic
+ * "recommended label" every Helm chart renders, so it comes after Helm's and Flux's own markers.
+ */
+export const DEFAULT_OWNER_SOURCES: readonly OwnerSource[] = ['argocdAnnotation', 'helm', 'flux', 'argocdLabel'];
+
+export interface Owner {
+  /** e.g. `argocd:pdp-dev-airflow`, `helm:airflow/airflow`, `flux:kustomization:flux-system/apps`. */
+  id: string;
+  /** The instance name, for the `app.kubernetes.io/instance` label. */
+  instance: string;
+  source: OwnerSource;
+}
+
+export interface OwnerResolution {
+  sources: readonly OwnerSource[];
+  /** Label Argo CD's label tracking writes (Argo CD's `application.instanceLabelKey`). */
+  argocdLabelKey: string;
+}
+
+export interface TrackingId {
+  app: string;
+  group: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+/** `<app>:<group>/<kind>:<namespace>/<name>`; the group is empty for the core API group. */
+export function parseTrackingId(value: string): TrackingId | null {
+  const match = /^([^:/]+):([^/:]*)\/([^:/]+):([^/]*)\/(.+)$/.exec(value);
+  if (!match) return null;
+  const [, app, group, kind, namespace, name] = match as unknown as [string, string, string, string, string, string];
+  return { app, group, kind, namespace, name };
+}
+
+export function groupOf(apiVersion: unknown): string {
+  if (typeof apiVersion !== 'string') return '';
+  const slash = apiVersion.indexOf('/');
+  return slash === -1 ? '' : apiVersion.slice(0, slash);
+}
+
+export interface ObjectIdentity {
+  group: string;
+  kind: string;
+  name: string;
+  /** Absent for cluster-scoped objects. */
+  namespace?: string;
+}
+
+/** What the request is about, as the API server states it (not as the object claims). */
+export function targetOf(request: AdmissionRequest, object: KubeObject | null): ObjectIdentity {
+  const name = request.name || (typeof object?.metadata?.name === 'string' ? object.metadata.name : '');
+  return { group: request.kind.group, kind: request.kind.kind, name, namespace: request.namespace || undefined };
+}
+
+/**
+ * A tracking id copied from another object (e.g. by a careless `kubectl get -o yaml`) does not
+ * make an owner: it must name this very object. For cluster-scoped objects Argo CD puts the
+ * Application's destination namespace in the id, so the namespace is not compared there.
+ */
+function trackingIdMatches(id: TrackingId, target: ObjectIdentity): boolean {
+  if (id.group !== target.group || id.kind !== target.kind || id.name !== target.name) return false;
+  return !target.namespace || id.namespace === target.namespace;
+}
+
+function fromSource(
+  source: OwnerSource,
+  object: KubeObject,
+  target: ObjectIdentity,
+  options: OwnerResolution,
+): Owner | null {
+  const annotations = annotationsOf(object);
+  const labels = labelsOf(object);
+  switch (source) {
+    case 'argocdAnnotation': {
+      const raw = ownString(annotations, ARGOCD_TRACKING_ANNOTATION);
+      const id = raw ? parseTrackingId(raw) : null;
+      if (!id || !trackingIdMatches(id, target)) return null;
+      return { id: `argocd:${id.app}`, instance: id.app, source };
+    }
+    case 'argocdLabel': {
+      const app = ownString(labels, options.argocdLabelKey);
+      return app ? { id: `argocd:${app}`, instance: app, source } : null;
+    }
+    case 'helm': {
+      const release = ownString(annotations, HELM_RELEASE_NAME);
+      const namespace = ownString(annotations, HELM_RELEASE_NAMESPACE);
+      return release && namespace ? { id: `helm:${namespace}/${release}`, instance: release, source } : null;
+    }
+    case 'flux': {
+      const ksName = ownString(labels, FLUX_KUSTOMIZATION_NAME);
+      const ksNamespace = ownString(labels, FLUX_KUSTOMIZATION_NAMESPACE);
+      if (ksName && ksNamespace) {
+        return { id: `flux:kustomization:${ksNamespace}/${ksName}`, instance: ksName, source };
+      }
+      const hrName = ownString(labels, FLUX_HELMRELEASE_NAME);
+      const hrNamespace = ownString(labels, FLUX_HELMRELEASE_NAMESPACE);
+      if (hrName && hrNamespace) {
+        return { id: `flux:helmrelease:${hrNamespace}/${hrName}`, instance: hrName, source };
+      }
+      return null;
+    }
+  }
+}
+
+/** The owning instance according to the object's own tracking fields (never gitops-guard's record). */
+export function resolveOwner(object: KubeObject | null, target: ObjectIdentity, options: OwnerResolution): Owner | null {
+  if (!object) return null;
+  for (const source of options.sources) {
+    const owner = fromSource(source, object, target, options);
+    if (owner) return owner;
+  }
+  return null;
+}
+
+/** The owner gitops-guard recorded on the live object, or for objects that predate it, their tracking owner. */
+export function recordedOwner(oldObject: KubeObject | null, target: ObjectIdentity, options: OwnerResolution): string | null {
+  if (!oldObject) return null;
+  return ownString(annotationsOf(oldObject), OWNER_ANNOTATION) ?? resolveOwner(oldObject, target, options)?.id ?? null;
+}
+
+export const ownerResolutionParamsSchema = {
+  sources: {
+    type: 'array',
+    items: { enum: [...OWNER_SOURCES] },
+    minItems: 1,
+    uniqueItems: true,
+    default: [...DEFAULT_OWNER_SOURCES],
+    description: 'Where to look for the owning instance, first match wins.',
+  },
+  argocdLabelKey: {
+    type: 'string',
+    minLength: 1,
+    default: 'app.kubernetes.io/instance',
+    description: "Argo CD's label-tracking key (application.instanceLabelKey).",
+  },
+} as const;

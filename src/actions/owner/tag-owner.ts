@@ -1,0 +1,80 @@
+import type { ActionDefinition, ActionOutcome } from '../types.js';
+import { annotationsOf, labelsOf, ownString, patchFrom } from '../patch.js';
+import { isValidLabelValue } from '../../util/text.js';
+import {
+  HANDOVER_ANNOTATION,
+  OWNER_ANNOTATION,
+  ownerResolutionParamsSchema,
+  resolveOwner,
+  targetOf,
+  type OwnerResolution,
+} from './identity.js';
+
+export interface TagOwnerParams extends OwnerResolution {
+  /** Label set to the instance name when absent; empty string turns labelling off. */
+  instanceLabel: string;
+}
+
+/**
+ * Records the owning instance on the object. It only ever adds: a value the user (or a chart)
+ * set is never overwritten, because overwriting it would show up as a real diff in Argo CD.
+ */
+export const tagOwner: ActionDefinition<TagOwnerParams> = {
+  name: 'tagOwner',
+  phase: 'mutate',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      ...ownerResolutionParamsSchema,
+      instanceLabel: {
+        type: 'string',
+        default: 'app.kubernetes.io/instance',
+        description: 'Label to set to the instance name when absent ("" to never set a label).',
+      },
+    },
+  },
+  run(params, { request, object, oldObject }): ActionOutcome {
+    if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
+    const owner = resolveOwner(object, targetOf(request, object), params);
+    if (!owner) return {};
+
+    const warnings: string[] = [];
+    const auditAnnotations: Record<string, string> = {};
+    const recordedOnObject = ownString(annotationsOf(object), OWNER_ANNOTATION);
+    const recordedOnLive = ownString(annotationsOf(oldObject), OWNER_ANNOTATION);
+    const handoverTo = ownString(annotationsOf(oldObject), HANDOVER_ANNOTATION);
+
+    let ownerValue = recordedOnObject;
+    let dropHandover = false;
+    if (request.operation === 'UPDATE' && handoverTo === owner.id && recordedOnLive !== owner.id) {
+      // The recorded owner handed the object over; this is the new owner's first write.
+      ownerValue = owner.id;
+      dropHandover = ownString(annotationsOf(object), HANDOVER_ANNOTATION) !== undefined;
+      auditAnnotations['handover'] = `${recordedOnLive ?? 'none'} -> ${owner.id}`;
+      warnings.push(`gitops-guard: ownership handed over from ${recordedOnLive ?? 'none'} to ${owner.id}`);
+    } else if (ownerValue === undefined) {
+      // A replace or server-side apply may drop the annotation; the live record wins over the newcomer.
+      ownerValue = recordedOnLive ?? owner.id;
+    }
+
+    const currentLabel = params.instanceLabel ? ownString(labelsOf(object), params.instanceLabel) : undefined;
+    const setLabel =
+      params.instanceLabel !== '' && currentLabel === undefined && isValidLabelValue(owner.instance);
+    if (currentLabel !== undefined && currentLabel !== owner.instance) {
+      warnings.push(
+        `gitops-guard: label ${params.instanceLabel}=${currentLabel} disagrees with owner ${owner.id}; left unchanged`,
+      );
+    }
+
+    const patch = patchFrom(object, (draft) => {
+      const metadata = (draft.metadata ??= {});
+      if (ownerValue !== recordedOnObject) {
+        metadata.annotations = { ...(metadata.annotations ?? {}), [OWNER_ANNOTATION]: ownerValue! };
+      }
+      if (dropHandover && metadata.annotations) delete metadata.annotations[HANDOVER_ANNOTATION];
+      if (setLabel) metadata.labels = { ...(metadata.labels ?? {}), [params.instanceLabel]: owner.instance };
+    });
+    return { patch, warnings, auditAnnotations };
+  },
+};

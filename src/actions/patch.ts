@@ -1,0 +1,39 @@
+import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
+import type { KubeObject } from '../admission/types.js';
+
+/**
+ * Computes the patch an edit would make by applying it to a deep clone and diffing,
+ * so actions write plain object code and never hand-craft JSON Pointer paths.
+ */
+export function patchFrom(object: KubeObject, edit: (draft: KubeObject) => void): PatchOperation[] {
+  const draft = structuredClone(object);
+  edit(draft);
+  return fastJsonPatch.compare(object, draft);
+}
+
+/** Applies `ops` to a clone of `object`; never touches the input. */
+export function applyPatch(object: KubeObject, ops: readonly PatchOperation[]): KubeObject {
+  if (ops.length === 0) return object;
+  return fastJsonPatch.applyPatch(structuredClone(object), [...ops], true, false, true).newDocument;
+}
+
+export function diff(before: KubeObject, after: KubeObject): PatchOperation[] {
+  return fastJsonPatch.compare(before, after);
+}
+
+export function annotationsOf(object: KubeObject | null | undefined): Record<string, string> {
+  const annotations = object?.metadata?.annotations;
+  return annotations && typeof annotations === 'object' ? annotations : {};
+}
+
+export function labelsOf(object: KubeObject | null | undefined): Record<string, string> {
+  const labels = object?.metadata?.labels;
+  return labels && typeof labels === 'object' ? labels : {};
+}
+
+/** Own-property lookup: a key like `__proto__` or `constructor` in user data never resolves to Object.prototype. */
+export function ownString(map: Record<string, unknown>, key: string): string | undefined {
+  if (!Object.prototype.hasOwnProperty.call(map, key)) return undefined;
+  const value = map[key];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,50 @@
+/**
+ * The one seam through which admission actions read the cluster. The webhook uses the
+ * @kubernetes/client-node implementation; the offline audit uses rendered manifests first.
+ */
+
+export type ConfigSourceKind = 'ConfigMap' | 'Secret';
+
+export interface ObjectRef {
+  kind: ConfigSourceKind;
+  namespace: string;
+  name: string;
+}
+
+/** Keys mapped to the exact bytes a pod would see (data and binaryData merged; Secret values decoded). */
+export type ConfigContent = ReadonlyMap<string, Buffer>;
+
+export type ReadResult = { found: true; content: ConfigContent } | { found: false };
+
+export type ReadFailureReason = 'forbidden' | 'unauthorized' | 'timeout' | 'unavailable' | 'server';
+
+/** A read that gave no answer about the object. Messages never carry object data. */
+export class KubeReadError extends Error {
+  override readonly name = 'KubeReadError';
+  constructor(
+    readonly ref: ObjectRef,
+    readonly reason: ReadFailureReason,
+    readonly detail: string,
+    readonly httpStatus?: number,
+  ) {
+    super(`${ref.kind} ${ref.namespace}/${ref.name}: ${reason}${httpStatus ? ` (HTTP ${httpStatus})` : ''}: ${detail}`);
+  }
+}
+
+export interface ReadOptions {
+  /** Give up on this read after this long. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface KubeReader {
+  readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult>;
+}
+
+/** Used when no cluster is configured (development, `npm start`): every read fails clearly. */
+export class UnavailableKubeReader implements KubeReader {
+  constructor(private readonly why: string) {}
+  async readConfigSource(ref: ObjectRef): Promise<ReadResult> {
+    throw new KubeReadError(ref, 'unavailable', this.why);
+  }
+}

@@ -1,0 +1,166 @@
+import type { Operation as PatchOperation } from 'fast-json-patch';
+import type { Logger } from 'pino';
+import type { AdmissionRequest, KubeObject, WebhookPhase } from '../admission/types.js';
+import type { ActionOutcome, ActionSettings } from '../actions/types.js';
+import type { ActionRegistry } from '../actions/registry.js';
+import { applyPatch, diff } from '../actions/patch.js';
+import type { KubeReader } from '../kube/reader.js';
+import { isValidAnnotationNamePart } from '../util/text.js';
+import { matchRule } from './match.js';
+import type { Rule, RuleMode, RuleSet } from './types.js';
+
+export type RuleResultKind = 'skipped' | 'noop' | 'mutated' | 'denied' | 'error';
+
+export interface RuleResult {
+  rule: string;
+  action: string;
+  mode: RuleMode;
+  result: RuleResultKind;
+  /** Why the rule was skipped, or the error it raised. */
+  reason?: string;
+  /** Operations this rule made (enforce) or would have made (audit), against the object it saw. */
+  patch?: PatchOperation[];
+  denial?: string;
+  warnings?: string[];
+}
+
+export interface Evaluation {
+  allowed: boolean;
+  /** One patch against the request's original object; empty when nothing changes. */
+  patch: PatchOperation[];
+  denials: string[];
+  warnings: string[];
+  auditAnnotations: Record<string, string>;
+  results: RuleResult[];
+}
+
+export interface EngineDeps {
+  registry: ActionRegistry;
+  kube: KubeReader;
+  settings: ActionSettings;
+  logger: Logger;
+  /** `audit` forces every rule into audit mode (the `--mode audit` switch). */
+  modeOverride?: RuleMode;
+}
+
+const AUDIT = '[audit]';
+
+function auditKey(rule: string, suffix: string): string {
+  const key = `${rule}.${suffix}`.slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+  return isValidAnnotationNamePart(key) ? key : rule;
+}
+
+/** Why the whole request is out of scope, before any rule is looked at. */
+function outOfScope(request: AdmissionRequest): string | null {
+  if (request.subResource) return `subresource ${request.subResource} ignored`;
+  if (request.operation === 'DELETE' || request.operation === 'CONNECT') return `${request.operation} is never changed`;
+  if (!request.object) return 'request has no object';
+  return null;
+}
+
+/**
+ * Runs every rule of `phase` in file order. Each rule sees the object as earlier enforce-mode
+ * rules left it; the answer carries one patch computed against the original object.
+ */
+export async function evaluate(
+  request: AdmissionRequest,
+  phase: WebhookPhase,
+  ruleSet: RuleSet,
+  deps: EngineDeps,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<Evaluation> {
+  const evaluation: Evaluation = { allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
+  const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
+  const skipAll = outOfScope(request);
+  const original = request.object as KubeObject;
+  let working = original;
+
+  for (const rule of rules) {
+    const mode: RuleMode = deps.modeOverride === 'audit' ? 'audit' : rule.mode;
+    const base = { rule: rule.name, action: rule.action.type, mode };
+    const skip = skipAll ?? matchRule(rule.match, request, working);
+    if (skip) {
+      evaluation.results.push({ ...base, result: 'skipped', reason: skip });
+      continue;
+    }
+    let outcome: ActionOutcome;
+    try {
+      outcome = await runAction(rule, request, working, deps, signal);
+    } catch (error) {
+      evaluation.results.push({ ...base, result: 'error', reason: errorText(error) });
+      recordError(evaluation, rule, mode, error);
+      continue;
+    }
+    const patch = outcome.patch ?? [];
+    const warnings = outcome.warnings ?? [];
+    const result: RuleResult = {
+      ...base,
+      result: outcome.denial ? 'denied' : patch.length > 0 ? 'mutated' : 'noop',
+      ...(patch.length > 0 ? { patch } : {}),
+      ...(outcome.denial ? { denial: outcome.denial } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
+    };
+    evaluation.results.push(result);
+    for (const [suffix, value] of Object.entries(outcome.auditAnnotations ?? {})) {
+      evaluation.auditAnnotations[auditKey(rule.name, suffix)] = value;
+    }
+    if (mode === 'enforce') {
+      evaluation.warnings.push(...warnings);
+      if (outcome.denial) evaluation.denials.push(outcome.denial);
+      if (patch.length > 0) working = applyPatch(working, patch);
+    } else {
+      evaluation.warnings.push(...warnings.map((w) => `${AUDIT} ${w}`));
+      if (patch.length > 0) {
+        const paths = patch.map((op) => `${op.op} ${op.path}`).join(', ');
+        evaluation.warnings.push(`${AUDIT} rule ${rule.name} would patch: ${paths}`);
+        evaluation.auditAnnotations[auditKey(rule.name, 'would-patch')] = JSON.stringify(patch.map((op) => ({ op: op.op, path: op.path })));
+      }
+      if (outcome.denial) {
+        evaluation.warnings.push(`${AUDIT} rule ${rule.name} would deny: ${outcome.denial}`);
+        evaluation.auditAnnotations[auditKey(rule.name, 'would-deny')] = outcome.denial;
+      }
+    }
+  }
+
+  evaluation.allowed = evaluation.denials.length === 0;
+  evaluation.patch = evaluation.allowed && working !== original ? diff(original, working) : [];
+  return evaluation;
+}
+
+async function runAction(
+  rule: Rule,
+  request: AdmissionRequest,
+  object: KubeObject,
+  deps: EngineDeps,
+  signal: AbortSignal,
+): Promise<ActionOutcome> {
+  const action = deps.registry.get(rule.action.type);
+  if (!action) throw new Error(`unknown action ${rule.action.type}`);
+  return action.run(rule.action.params, {
+    request,
+    object,
+    oldObject: request.oldObject,
+    kube: deps.kube,
+    settings: deps.settings,
+    logger: deps.logger.child({ rule: rule.name }),
+    signal,
+  });
+}
+
+/** Error text is built from our own messages; object content never flows into it. */
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > 160 ? `${text.slice(0, 159)}…` : text;
+}
+
+function recordError(evaluation: Evaluation, rule: Rule, mode: RuleMode, error: unknown): void {
+  const text = errorText(error);
+  evaluation.auditAnnotations[auditKey(rule.name, 'error')] = text;
+  if (rule.onError === 'deny' && mode === 'enforce') {
+    evaluation.denials.push(`gitops-guard rule ${rule.name} failed and is configured to deny on error: ${text}`);
+  } else {
+    const prefix = mode === 'audit' ? `${AUDIT} ` : '';
+    const consequence = rule.onError === 'deny' ? 'would deny' : 'allowed without changes';
+    evaluation.warnings.push(`${prefix}gitops-guard rule ${rule.name} failed (${consequence}): ${text}`);
+  }
+}
