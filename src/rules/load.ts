@@ -27,7 +27,6 @@ function validatorFor(registry: ActionRegistry): ValidateFunction {
   let validate = validators.get(registry);
   if (!validate) {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: true, strictTuples: false });
-    ajv.addKeyword('description');
     validate = ajv.compile(ruleSetSchema(registry));
     validators.set(registry, validate);
   }

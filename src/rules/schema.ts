@@ -103,6 +103,7 @@ export function ruleSetSchema(registry: ActionRegistry): Record<string, unknown>
             action: {
               type: 'object',
               required: ['type'],
+              properties: { type: { type: 'string' } },
               discriminator: { propertyName: 'type' },
               oneOf: actionBranches,
             },

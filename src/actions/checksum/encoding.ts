@@ -1,0 +1,108 @@
+import { createHmac } from 'node:crypto';
+import type { ConfigContent } from '../../kube/reader.js';
+
+/**
+ * The canonical, versioned config-checksum encoding. Specified byte by byte in
+ * docs/config-checksum.md ("The v1 encoding"); any change to the bytes produced here is a new
+ * version with a new header and a new value prefix, never an edit of v1.
+ */
+
+export const CHECKSUM_VERSION = 'v1';
+/** 32 ASCII bytes that start every v1 message. */
+export const ENCODING_HEADER_V1 = 'gitops-guard/config-checksum/v1\n';
+
+/** What an entry says; one byte after the key. */
+export const EntryTag = {
+  /** A consumed key the object does not have. */
+  keyAbsent: 0x00,
+  /** A consumed key that exists; its value follows. */
+  keyPresent: 0x01,
+  /** The object exists (entry key is empty). */
+  objectPresent: 0x02,
+  /** The object does not exist (entry key is empty). */
+  objectAbsent: 0x03,
+} as const;
+export type EntryTag = (typeof EntryTag)[keyof typeof EntryTag];
+
+/** A referenced object as read: which keys the pod consumes and what the object holds. */
+export interface SourceSnapshot {
+  kind: string;
+  name: string;
+  /** `all`: every key the object has; otherwise exactly these keys. */
+  keys: 'all' | ReadonlySet<string>;
+  /** null when the object does not exist. */
+  content: ConfigContent | null;
+}
+
+export interface Entry {
+  kind: string;
+  name: string;
+  /** Empty for the object's own presence entry. */
+  key: string;
+  tag: EntryTag;
+  value?: Buffer;
+}
+
+/** The entries one object contributes (unsorted). */
+export function entriesOf(source: SourceSnapshot): Entry[] {
+  const { kind, name, keys, content } = source;
+  if (!kind || !name) throw new Error('config source without kind or name');
+  if (content === null) return [{ kind, name, key: '', tag: EntryTag.objectAbsent }];
+  const entries: Entry[] = [{ kind, name, key: '', tag: EntryTag.objectPresent }];
+  const consumed = keys === 'all' ? [...content.keys()] : [...keys];
+  for (const key of consumed) {
+    if (key === '') throw new Error(`${kind} ${name} has an empty key`);
+    const value = content.get(key);
+    entries.push(value === undefined ? { kind, name, key, tag: EntryTag.keyAbsent } : { kind, name, key, tag: EntryTag.keyPresent, value });
+  }
+  return entries;
+}
+
+function utf8(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
+
+/** Byte-wise lexicographic order of (kind, name, key), each compared as UTF-8 bytes. */
+function compareEntries(a: Entry, b: Entry): number {
+  return Buffer.compare(utf8(a.kind), utf8(b.kind)) || Buffer.compare(utf8(a.name), utf8(b.name)) || Buffer.compare(utf8(a.key), utf8(b.key));
+}
+
+function lengthPrefixed(bytes: Buffer): Buffer[] {
+  if (bytes.length > 0xffffffff) throw new Error('config checksum field longer than 4 GiB');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return [length, bytes];
+}
+
+/** The v1 message: header, then every entry of every source in (kind, name, key) order. */
+export function encodeV1(sources: readonly SourceSnapshot[]): Buffer {
+  const entries = sources.flatMap(entriesOf).sort(compareEntries);
+  const parts: Buffer[] = [Buffer.from(ENCODING_HEADER_V1, 'ascii')];
+  entries.forEach((entry, index) => {
+    const previous = entries[index - 1];
+    if (previous && compareEntries(previous, entry) === 0) {
+      throw new Error(`${entry.kind} ${entry.name} is listed twice in one checksum`);
+    }
+    parts.push(...lengthPrefixed(utf8(entry.kind)), ...lengthPrefixed(utf8(entry.name)), ...lengthPrefixed(utf8(entry.key)));
+    parts.push(Buffer.of(entry.tag));
+    if (entry.tag === EntryTag.keyPresent) parts.push(...lengthPrefixed(entry.value ?? Buffer.alloc(0)));
+  });
+  return Buffer.concat(parts);
+}
+
+/** `v1:` + lowercase hex HMAC-SHA256 of `message` under `key`. */
+export function hmacV1(key: Buffer, message: Buffer): string {
+  if (key.length === 0) throw new Error('config checksum key is empty');
+  return `${CHECKSUM_VERSION}:${createHmac('sha256', key).update(message).digest('hex')}`;
+}
+
+export function checksumV1(key: Buffer, sources: readonly SourceSnapshot[]): string {
+  return hmacV1(key, encodeV1(sources));
+}
+
+const CHECKSUM_VALUE = /^v[1-9][0-9]*:[0-9a-f]{64}$/;
+
+/** True for a value gitops-guard writes (any version); anything else was written by someone else. */
+export function isChecksumValue(value: string): boolean {
+  return CHECKSUM_VALUE.test(value);
+}
