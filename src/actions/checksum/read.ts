@@ -1,4 +1,4 @@
-import { KubeReadError, type ConfigContent, type ConfigSourceKind, type KubeReader, type ObjectRef, type ReadFailureReason } from '../../kube/reader.js';
+import { KubeReadError, type ConfigContent, type ConfigSourceKind, type KubeReader, type ObjectRef, type ReadFailureReason, type ReadResult } from '../../kube/reader.js';
 
 export interface ReadLimits {
   /** Overall deadline for all reads together. */
@@ -112,7 +112,8 @@ export async function readConfigSources(
 
     const readTimeout = Math.min(limits.readTimeoutMs, limits.timeoutMs);
     for (const [key, ref] of unique) {
-      kube.readConfigSource(ref, { timeoutMs: readTimeout, signal: controller.signal }).then(
+      // A reader that throws synchronously is treated like one that rejects.
+      new Promise<ReadResult>((resolveRead) => resolveRead(kube.readConfigSource(ref, { timeoutMs: readTimeout, signal: controller.signal }))).then(
         (result) => {
           pending.delete(key);
           results.set(key, result.found ? result.content : null);
