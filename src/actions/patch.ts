@@ -21,6 +21,21 @@ export function diff(before: KubeObject, after: KubeObject): PatchOperation[] {
   return fastJsonPatch.compare(before, after);
 }
 
+/**
+ * The labels or annotations map of a draft, created when missing. A value that is not a map means
+ * the object is not what its kind says; throwing lets the rule's onError decide.
+ */
+export function metadataMap(draft: KubeObject, field: 'labels' | 'annotations'): Record<string, string> {
+  const metadata = draft.metadata;
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new TypeError('metadata is not an object');
+  }
+  const value = metadata[field];
+  if (value === undefined || value === null) return (metadata[field] = {});
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`metadata.${field} is not a map`);
+  return value;
+}
+
 export function annotationsOf(object: KubeObject | null | undefined): Record<string, string> {
   const annotations = object?.metadata?.annotations;
   return annotations && typeof annotations === 'object' ? annotations : {};

@@ -1,5 +1,5 @@
 import type { ActionDefinition, ActionOutcome } from '../types.js';
-import { annotationsOf, labelsOf, ownString, patchFrom } from '../patch.js';
+import { annotationsOf, labelsOf, metadataMap, ownString, patchFrom } from '../patch.js';
 import { isValidLabelValue } from '../../util/text.js';
 import {
   HANDOVER_ANNOTATION,
@@ -68,12 +68,10 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
     }
 
     const patch = patchFrom(object, (draft) => {
-      const metadata = (draft.metadata ??= {});
-      if (ownerValue !== recordedOnObject) {
-        metadata.annotations = { ...(metadata.annotations ?? {}), [OWNER_ANNOTATION]: ownerValue! };
-      }
-      if (dropHandover && metadata.annotations) delete metadata.annotations[HANDOVER_ANNOTATION];
-      if (setLabel) metadata.labels = { ...(metadata.labels ?? {}), [params.instanceLabel]: owner.instance };
+      draft.metadata ??= {};
+      if (ownerValue !== recordedOnObject) metadataMap(draft, 'annotations')[OWNER_ANNOTATION] = ownerValue!;
+      if (dropHandover) delete metadataMap(draft, 'annotations')[HANDOVER_ANNOTATION];
+      if (setLabel) metadataMap(draft, 'labels')[params.instanceLabel] = owner.instance;
     });
     return { patch, warnings, auditAnnotations };
   },

@@ -1,0 +1,201 @@
+import type { KubeObject } from '../admission/types.js';
+import {
+  KubeReadError,
+  type ConfigContent,
+  type ConfigSourceKind,
+  type KubeReader,
+  type ObjectRef,
+  type ReadOptions,
+  type ReadResult,
+} from '../kube/reader.js';
+
+/**
+ * The audit's KubeReader: ConfigMaps and Secrets rendered in the same input are applied together
+ * with the workloads that use them, so they are read from the input first; anything else comes
+ * from the live cluster when one is configured. Every read is recorded, so the report can say
+ * where each checksum input came from and what could not be resolved.
+ */
+
+/**
+ * `input`: rendered in the audited manifests; `cluster`: read from the live cluster; `absent`: in
+ * neither (the cluster answered 404); `unresolved`: not in the input and the cluster was not
+ * consulted or did not answer, so nothing is assumed about it.
+ */
+export type ConfigResolution = 'input' | 'cluster' | 'absent' | 'unresolved';
+
+export interface ConfigLookup {
+  kind: ConfigSourceKind;
+  namespace: string;
+  name: string;
+  from: ConfigResolution;
+  /** Why a read failed (never object data). */
+  detail?: string;
+}
+
+export interface BundleProblem {
+  kind: ConfigSourceKind;
+  namespace: string;
+  name: string;
+  message: string;
+}
+
+interface BundleEntry {
+  app?: string;
+  content: ConfigContent;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function decodeBase64(value: string): Buffer | null {
+  const compact = value.replace(/[\r\n]/g, '');
+  return BASE64.test(compact) ? Buffer.from(compact, 'base64') : null;
+}
+
+function refKey(ref: ObjectRef): string {
+  return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}
+
+export function configSourceKind(object: KubeObject): ConfigSourceKind | null {
+  if (object.apiVersion !== 'v1') return null;
+  return object.kind === 'ConfigMap' || object.kind === 'Secret' ? object.kind : null;
+}
+
+/**
+ * The bytes a pod would see for a ConfigMap or Secret, decoded like the API server does:
+ * ConfigMap `data` (UTF-8) and `binaryData` (base64); Secret `data` (base64) overlaid by
+ * `stringData` (plain text, which wins). Values the API server would reject are left out and
+ * reported.
+ */
+export function decodeConfigSource(
+  kind: ConfigSourceKind,
+  object: KubeObject,
+): { content: Map<string, Buffer>; problems: string[] } {
+  const content = new Map<string, Buffer>();
+  const problems: string[] = [];
+  const add = (field: string, base64: boolean): void => {
+    const map = object[field];
+    if (map === undefined || map === null) return;
+    if (!isRecord(map)) {
+      problems.push(`${field} is not a map`);
+      return;
+    }
+    for (const [key, value] of Object.entries(map)) {
+      if (typeof value !== 'string') {
+        problems.push(`${field}.${key} is not a string`);
+        continue;
+      }
+      if (base64) {
+        const bytes = decodeBase64(value);
+        if (!bytes) {
+          problems.push(`${field}.${key} is not valid base64`);
+          continue;
+        }
+        content.set(key, bytes);
+      } else {
+        content.set(key, Buffer.from(value, 'utf8'));
+      }
+    }
+  };
+  if (kind === 'ConfigMap') {
+    add('data', false);
+    add('binaryData', true);
+  } else {
+    add('data', true);
+    add('stringData', false);
+  }
+  return { content, problems };
+}
+
+/** ConfigMaps and Secrets found in the input, by namespace and name. */
+export class ConfigBundle {
+  private readonly entries = new Map<string, BundleEntry[]>();
+  readonly problems: BundleProblem[] = [];
+
+  /** Adds a placed (namespace filled in) ConfigMap or Secret; anything else is ignored. */
+  add(object: KubeObject, app?: string): void {
+    const kind = configSourceKind(object);
+    const name = object.metadata?.name;
+    const namespace = object.metadata?.namespace;
+    if (!kind || typeof name !== 'string' || typeof namespace !== 'string') return;
+    const { content, problems } = decodeConfigSource(kind, object);
+    for (const message of problems) this.problems.push({ kind, namespace, name, message });
+    const key = refKey({ kind, namespace, name });
+    const list = this.entries.get(key);
+    const entry: BundleEntry = { ...(app !== undefined ? { app } : {}), content };
+    if (list) list.push(entry);
+    else this.entries.set(key, [entry]);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The rendering from the same app when there is one (each app applies its own), else the first. */
+  get(ref: ObjectRef, app?: string): ConfigContent | undefined {
+    const list = this.entries.get(refKey(ref));
+    if (!list) return undefined;
+    return (list.find((entry) => entry.app === app) ?? list[0])?.content;
+  }
+}
+
+/** Shares live-cluster answers (and failures) between objects: each ConfigMap is read once. */
+export class CachingReader implements KubeReader {
+  private readonly cache = new Map<string, Promise<ReadResult>>();
+  constructor(private readonly inner: KubeReader) {}
+
+  readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult> {
+    const key = refKey(ref);
+    let pending = this.cache.get(key);
+    if (!pending) {
+      pending = this.inner.readConfigSource(ref, options);
+      this.cache.set(key, pending);
+    }
+    return pending;
+  }
+}
+
+/** One object's view: the bundle first, then `fallback` (the live cluster) if any. */
+export class BundleReader implements KubeReader {
+  readonly lookups: ConfigLookup[] = [];
+
+  constructor(
+    private readonly bundle: ConfigBundle,
+    private readonly fallback?: KubeReader,
+    private readonly app?: string,
+  ) {}
+
+  async readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult> {
+    const base = { kind: ref.kind, namespace: ref.namespace, name: ref.name };
+    const local = this.bundle.get(ref, this.app);
+    if (local) {
+      this.lookups.push({ ...base, from: 'input' });
+      return { found: true, content: local };
+    }
+    if (!this.fallback) {
+      // Not "not found": without a cluster nobody knows whether it exists, so the read fails.
+      const detail = 'not in the audited input, and no --kubeconfig to read it from the cluster';
+      this.lookups.push({ ...base, from: 'unresolved', detail });
+      throw new KubeReadError(ref, 'unavailable', detail);
+    }
+    try {
+      const result = await this.fallback.readConfigSource(ref, options);
+      this.lookups.push(
+        result.found ? { ...base, from: 'cluster' } : { ...base, from: 'absent', detail: 'not in the input nor in the cluster' },
+      );
+      return result;
+    } catch (error) {
+      const detail =
+        error instanceof KubeReadError
+          ? `${error.reason}${error.httpStatus ? ` (HTTP ${error.httpStatus})` : ''}: ${error.detail}`
+          : error instanceof Error
+            ? error.message
+            : String(error);
+      this.lookups.push({ ...base, from: 'unresolved', detail: `cluster read failed: ${detail}` });
+      throw error;
+    }
+  }
+}
