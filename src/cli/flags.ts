@@ -33,7 +33,7 @@ export function parseFlags(
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, ''));
   }
-  const values: Record<string, string | boolean | string[] | undefined> = { ...parsed.values };
+  const values = { ...parsed.values } as Record<string, string | boolean | string[] | undefined>;
   for (const [name, spec] of Object.entries(specs)) {
     if (values[name] !== undefined) continue;
     const fromEnv = spec.env ? env[spec.env] : undefined;
