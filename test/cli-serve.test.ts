@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateCertificates, writeCertificates } from '../src/certs/generate.js';
+import { CLI, runCli } from './support/cli.js';
+import { httpsRequest } from './support/https-client.js';
+import { reviewFor } from './support/review.js';
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
+
+/** Starts `gitops-guard serve` and resolves with its port once it logs that it is serving. */
+export function startServe(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number; logs: string[]; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd, env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: cwd, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    let stderr = '';
+    child.stderr!.on('data', (c) => (stderr += c));
+    child.stdout!.on('data', (chunk) => {
+      buffer += chunk;
+      let newline;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        logs.push(line);
+        const entry = JSON.parse(line) as { msg: string; port?: number };
+        if (entry.msg === 'gitops-guard serving') resolve({ child, port: entry.port!, logs, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+}
+
+describe('gitops-guard serve', () => {
+  it('with --dev-certs generates certificates and a checksum key, serves, and exits 0 on SIGTERM', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'gg-serve-'));
+    const { child, port, logs, exited } = await startServe(['--dev-certs', '--port', '0'], cwd);
+    for (const file of ['ca.crt', 'tls.crt', 'tls.key', 'checksum.key']) expect(existsSync(join(cwd, 'certs', file)), file).toBe(true);
+    const ca = readFileSync(join(cwd, 'certs', 'ca.crt'));
+    expect((await httpsRequest({ port, ca, path: '/readyz', servername: 'localhost' })).status).toBe(200);
+    const review = reviewFor({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'y' } });
+    const answer = await httpsRequest({ port, ca, method: 'POST', path: '/mutate', body: JSON.stringify(review) });
+    expect(JSON.parse(answer.body).response).toEqual({ uid: review.request!.uid, allowed: true });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(logs.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['admission', 'signal received', 'shut down']));
+  });
+
+  it('documents every flag and its environment variable in --help', async () => {
+    const { code, stdout } = await runCli(['serve', '--help']);
+    expect(code).toBe(0);
+    for (const flag of ['--port', '--tls-cert', '--tls-key', '--rules', '--mode', '--kubeconfig', '--log-level', '--checksum-key']) expect(stdout).toContain(flag);
+    for (const env of ['GITOPS_GUARD_PORT', 'GITOPS_GUARD_TLS_CERT', 'GITOPS_GUARD_RULES', 'GITOPS_GUARD_MODE', 'GITOPS_GUARD_KUBECONFIG', 'GITOPS_GUARD_LOG_LEVEL']) expect(stdout).toContain(env);
+    expect((await runCli(['--help'])).stdout).toContain('audit');
+  });
+
+  const sharedCerts = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1 });
+  const bad: [string, string[], number, RegExp][] = [
+    ['an unknown flag', ['--prot', '8443'], 2, /^gitops-guard: Unknown option '--prot'\n$/],
+    ['a bad mode', ['--mode', 'loud'], 2, /^gitops-guard: --mode must be enforce or audit, got "loud"\n$/],
+    ['a missing certificate', ['--tls-cert', 'nope/tls.crt'], 1, /^gitops-guard: cannot read TLS certificate nope\/tls\.crt: ENOENT\n$/],
+    ['an unreadable certificate', ['--tls-cert', 'garbage.crt', '--tls-key', 'garbage.crt'], 1, /^gitops-guard: TLS certificate garbage\.crt is not a PEM certificate\n$/],
+    ['an invalid rules file', ['--rules', 'bad-rules.yaml'], 1, /^gitops-guard: bad-rules\.yaml: invalid rules: \/rules\/0: unknown field "colour"\ngitops-guard: \/rules\/0\/action: unknown action type/],
+    ['a missing kubeconfig', ['--kubeconfig', 'nope.kubeconfig'], 1, /^gitops-guard: kubeconfig nope\.kubeconfig does not exist\n$/],
+    ['an unknown command', ['serveer'], 2, /^gitops-guard: unknown command "serveer"/],
+  ];
+  for (const [name, args, code, stderr] of bad) {
+    it(`refuses ${name} with one clear line and exit code ${code}`, async () => {
+      const cwd = mkdtempSync(join(tmpdir(), 'gg-bad-'));
+      writeFileSync(join(cwd, 'garbage.crt'), 'not a certificate');
+      writeFileSync(join(cwd, 'bad-rules.yaml'), 'apiVersion: gitops-guard.dev/v1alpha1\nkind: RuleSet\nrules:\n  - { name: a, colour: red, match: { kinds: [{ kind: X }] }, action: { type: nope } }\n');
+      writeCertificates(join(cwd, 'certs'), sharedCerts);
+      writeFileSync(join(cwd, 'certs', 'checksum.key'), 'a'.repeat(64));
+      const result = await runCli(args[0] === 'serveer' ? args : ['serve', '--port', '0', ...args], { cwd, env: { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' } });
+      expect(result.code).toBe(code);
+      expect(result.stderr).toMatch(stderr);
+    });
+  }
+});
