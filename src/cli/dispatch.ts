@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { RuleSetError } from '../rules/load.js';
 import { CredentialsError } from '../server/tls.js';
+import { runAudit } from './audit.js';
 import { runCerts, certsHelp } from './certs.js';
 import { UsageError, type CliIo } from './flags.js';
 import { runServe, serveHelp } from './serve.js';
@@ -32,6 +33,8 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
       }
       case 'certs':
         return runCerts(rest, io);
+      case 'audit':
+        return runAudit(rest, io);
       case undefined:
       case '-h':
       case '--help':
