@@ -383,3 +383,25 @@ export function secret(namespace: string, name: string, data: Record<string, str
 export function objectPath(kind: 'ConfigMap' | 'Secret', namespace: string, name: string): string {
   return `/api/v1/namespaces/${namespace}/${kind === 'Secret' ? 'secrets' : 'configmaps'}/${name}`;
 }
+
+/** A minimal apps/v1 Deployment around `podSpec`; `templateAnnotations` go on the pod template. */
+export function deployment(
+  namespace: string,
+  name: string,
+  podSpec: Record<string, unknown>,
+  templateAnnotations?: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace, labels: { app: name } },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name }, ...(templateAnnotations ? { annotations: templateAnnotations } : {}) },
+        spec: podSpec,
+      },
+    },
+  };
+}
