@@ -18,8 +18,9 @@ import {
 
 /**
  * `input`: rendered in the audited manifests; `cluster`: read from the live cluster; `absent`: in
- * neither (the cluster answered 404); `unresolved`: not in the input and the cluster was not
- * consulted or did not answer, so nothing is assumed about it.
+ * neither (the cluster answered 404, or offline: not in the input, and the offline audit models an
+ * empty cluster); `unresolved`: the cluster did not answer, so nothing is assumed about it and no
+ * checksum is computed.
  */
 export type ConfigResolution = 'input' | 'cluster' | 'absent' | 'unresolved';
 
@@ -38,6 +39,9 @@ export interface BundleProblem {
   name: string;
   message: string;
 }
+
+export const OFFLINE_ABSENT =
+  'not in the input; offline audits model an empty cluster (--kubeconfig reads the live one)';
 
 interface BundleEntry {
   app?: string;
@@ -176,10 +180,10 @@ export class BundleReader implements KubeReader {
       return { found: true, content: local };
     }
     if (!this.fallback) {
-      // Not "not found": without a cluster nobody knows whether it exists, so the read fails.
-      const detail = 'not in the audited input, and no --kubeconfig to read it from the cluster';
-      this.lookups.push({ ...base, from: 'unresolved', detail });
-      throw new KubeReadError(ref, 'unavailable', detail);
+      // Offline audits model a cluster that holds nothing but the input (every object is a
+      // CREATE), so a source that is not in the input does not exist there either.
+      this.lookups.push({ ...base, from: 'absent', detail: OFFLINE_ABSENT });
+      return { found: false };
     }
     try {
       const result = await this.fallback.readConfigSource(ref, options);
