@@ -40,6 +40,8 @@ export interface Fault {
   latencyMs?: number;
   /** Drop the connection without an answer (after `latencyMs`). */
   destroy?: boolean;
+  /** Send this JSON body instead of the stored object or the Status (with `status`, default 200). */
+  body?: unknown;
   /** Apply to this many matching requests, then disappear (default: until cleared). */
   times?: number;
 }
@@ -256,6 +258,10 @@ export class KubeApiServer {
         return;
       }
       const target = this.route(url.pathname);
+      if (fault?.body !== undefined) {
+        send(res, fault.status ?? 200, fault.body);
+        return;
+      }
       if (fault?.status) {
         send(res, fault.status, faultStatus(fault.status, method, target));
         return;
