@@ -12,7 +12,7 @@ describe('locatePodTemplate', () => {
     ['batch/v1', 'CronJob', { spec: { jobTemplate: { spec: { template } } } }],
     ['argoproj.io/v1alpha1', 'Rollout', { spec: { template } }],
   ])('finds the template of %s %s', (apiVersion, kind, body) => {
-    const object = { apiVersion, kind, metadata: { name: 'w' }, ...body } as { spec: { template?: unknown; jobTemplate?: { spec: { template: unknown } } } };
+    const object = { apiVersion, kind, metadata: { name: 'w' }, ...body } as unknown as { spec: { template?: unknown; jobTemplate?: { spec: { template: unknown } } } };
     const location = locatePodTemplate(object);
     expect(location?.template).toBe(kind === 'CronJob' ? object.spec.jobTemplate!.spec.template : object.spec.template);
     expect(location?.podSpec).toEqual(podSpec);
