@@ -1,0 +1,42 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LoadJob, LoadResult } from './load-worker.js';
+import { BENCH_DIST_DIR } from './paths.js';
+import { startNode } from './processes.js';
+
+export type { LoadJob, LoadResult } from './load-worker.js';
+
+let jobCounter = 0;
+
+/**
+ * Runs one load job in a fresh load-generator process (bench/load-worker), pinned to `core`
+ * when given. `onProgress` sees the running count of answers (when the job asks for progress).
+ */
+export async function runLoad(job: LoadJob, runDir: string, core: number | undefined, onProgress?: (done: number) => void): Promise<LoadResult> {
+  const jobFile = join(runDir, `load-job-${++jobCounter}.json`);
+  writeFileSync(jobFile, JSON.stringify(job));
+  const worker = startNode([join(BENCH_DIST_DIR, 'load-worker.js'), jobFile], core, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  worker.process.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  let result: LoadResult | undefined;
+  let buffer = '';
+  worker.process.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let newline;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      let message: { progress?: number; result?: LoadResult };
+      try {
+        message = JSON.parse(line) as typeof message;
+      } catch {
+        continue;
+      }
+      if (typeof message.progress === 'number') onProgress?.(message.progress);
+      if (message.result) result = message.result;
+    }
+  });
+  const code = await worker.exited;
+  if (code !== 0 || !result) throw new Error(`bench: load generator failed (exit ${code}): ${stderr.trim() || 'no result'}`);
+  return result;
+}

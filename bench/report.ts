@@ -1,0 +1,218 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { LoadResult } from './load-worker.js';
+import type { LatencySummary } from './stats.js';
+import type { ScenarioId } from './scenarios.js';
+
+/** The results file (bench/results.json): everything measured, plus how and where. */
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  totalMemoryMiB: number;
+  node: string;
+  platform: string;
+  /** Cores the server and the load generator were pinned to (null: not pinned). */
+  serverCore: number | null;
+  loadCore: number | null;
+}
+
+export interface PointResult {
+  concurrency: number;
+  server: LoadResult & { maxRssBytes: number };
+  baseline?: LoadResult & { maxRssBytes: number };
+  /** server requests/s divided by the baseline's for the same bodies and concurrency. */
+  throughputRatio?: number;
+  /** The test Kubernetes API during this point (scenarios that read it). */
+  api?: { requests: number; readsPerAdmission: number; serviceMs: LatencySummary };
+}
+
+export interface ScenarioResult {
+  id: ScenarioId;
+  title: string;
+  requests: { path: string; bytes: number; expectPatch: boolean }[];
+  /** Server RSS right after start-up, before any request. */
+  startupRssBytes: number;
+  /** Peak RSS (VmHWM) of the gitops-guard process over all of this scenario's points. */
+  peakRssBytes: number;
+  baselinePeakRssBytes?: number;
+  points: PointResult[];
+}
+
+export interface AuditTiming {
+  command: string;
+  runs: number;
+  wallMs: LatencySummary;
+  exitCode: number | null;
+  objects?: number;
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  status: 'met' | 'missed' | 'n/a';
+}
+
+export interface SoakResult {
+  requests: number;
+  concurrency: number;
+  load: LoadResult;
+  rssBytes: { idle: number; start: number; middle: number; end: number; peak: number };
+  /** (end - middle) / middle. */
+  growthMiddleToEnd: number;
+  timeline: { requests: number; rssBytes: number; seconds: number }[];
+  api?: { requests: number; serviceMs: LatencySummary };
+}
+
+export interface BenchResults {
+  kind: 'GitopsGuardBench';
+  version: 1;
+  mode: 'bench' | 'smoke' | 'soak' | 'soak-smoke';
+  startedAt: string;
+  finishedAt: string;
+  argv: string[];
+  machine: Machine;
+  options: { durationSeconds: number; warmupSeconds: number; concurrency: number[]; logLevel: string; scenarios: ScenarioId[] };
+  rules: { source: string; addedChecksumRule: boolean };
+  notes: string[];
+  scenarios: ScenarioResult[];
+  soak?: SoakResult;
+  audit?: AuditTiming;
+  targets: TargetCheck[];
+}
+
+const MiB = 1024 * 1024;
+
+export function mib(bytes: number): string {
+  return (bytes / MiB).toFixed(1);
+}
+
+function pad(text: string, width: number, left = false): string {
+  return left ? text.padEnd(width) : text.padStart(width);
+}
+
+function ms(value: number): string {
+  return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0);
+}
+
+/** The compact table: one row per scenario and concurrency. */
+export function formatTable(results: BenchResults): string {
+  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'peak RSS MiB'];
+  const rows: string[][] = [];
+  for (const scenario of results.scenarios) {
+    for (const point of scenario.points) {
+      const s = point.server;
+      rows.push([
+        scenario.id,
+        String(point.concurrency),
+        s.requestsPerSecond.toFixed(0),
+        point.baseline ? point.baseline.requestsPerSecond.toFixed(0) : '-',
+        point.throughputRatio !== undefined ? point.throughputRatio.toFixed(2) : '-',
+        ms(s.latencyMs.p50),
+        ms(s.latencyMs.p90),
+        ms(s.latencyMs.p99),
+        ms(s.latencyMs.max),
+        point.baseline ? ms(point.baseline.latencyMs.p99) : '-',
+        String(s.errors.total + (point.baseline?.errors.total ?? 0)),
+        mib(s.maxRssBytes),
+      ]);
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i]!, i === 0)).join('  ');
+  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+  for (const scenario of results.scenarios) {
+    const bytes = scenario.requests.map((r) => `${r.path} ${(r.bytes / 1024).toFixed(1)} KiB`).join(', ');
+    const api = scenario.points.find((p) => p.api)?.api;
+    out.push(
+      `${scenario.id}: ${scenario.title}; bodies ${bytes}; server peak RSS ${mib(scenario.peakRssBytes)} MiB (start-up ${mib(scenario.startupRssBytes)})` +
+        (scenario.baselinePeakRssBytes ? `, baseline ${mib(scenario.baselinePeakRssBytes)} MiB` : '') +
+        (api ? `; API reads/admission ${api.readsPerAdmission.toFixed(2)}` : ''),
+    );
+  }
+  for (const scenario of results.scenarios) {
+    for (const point of scenario.points) {
+      if (point.api) {
+        const a = point.api.serviceMs;
+        out.push(`test API during ${scenario.id} c=${point.concurrency}: ${point.api.requests} reads, service time p50 ${ms(a.p50)} ms, p99 ${ms(a.p99)} ms`);
+      }
+    }
+  }
+  if (results.audit) {
+    const a = results.audit;
+    out.push(`audit: ${a.command}: ${a.runs} runs, wall median ${ms(a.wallMs.p50)} ms, max ${ms(a.wallMs.max)} ms, exit ${a.exitCode}${a.objects !== undefined ? `, ${a.objects} objects` : ''}`);
+  }
+  if (results.soak) out.push(formatSoak(results.soak));
+  return `${out.join('\n')}\n`;
+}
+
+export function formatSoak(soak: SoakResult): string {
+  const r = soak.rssBytes;
+  const l = soak.load;
+  return [
+    `soak: ${l.requests} requests (scenarios owner + checksum mixed) at concurrency ${soak.concurrency} in ${l.durationSeconds.toFixed(1)} s: ` +
+      `${l.requestsPerSecond.toFixed(0)} req/s, p50 ${ms(l.latencyMs.p50)} ms, p99 ${ms(l.latencyMs.p99)} ms, max ${ms(l.latencyMs.max)} ms, errors ${l.errors.total}`,
+    `soak RSS MiB: idle ${mib(r.idle)}, start ${mib(r.start)}, middle ${mib(r.middle)}, end ${mib(r.end)}, peak ${mib(r.peak)}; growth middle->end ${(soak.growthMiddleToEnd * 100).toFixed(1)}%`,
+  ].join('\n');
+}
+
+export function formatTargets(targets: TargetCheck[]): string {
+  if (targets.length === 0) return '';
+  return `targets:\n${targets.map((t) => `  [${t.status}] ${t.target}: ${t.measured}`).join('\n')}\n`;
+}
+
+function check(target: string, measured: string, ok: boolean | undefined): TargetCheck {
+  return { target, measured, status: ok === undefined ? 'n/a' : ok ? 'met' : 'missed' };
+}
+
+/** The issue's targets, judged from what this run measured ('n/a' when the run did not cover one). */
+export function evaluateTargets(results: BenchResults): TargetCheck[] {
+  const targets: TargetCheck[] = [];
+  const point = (id: ScenarioId, concurrency: number) => results.scenarios.find((s) => s.id === id)?.points.find((p) => p.concurrency === concurrency);
+  const scenario = (id: ScenarioId) => results.scenarios.find((s) => s.id === id);
+  const ratios = (id: ScenarioId) => (scenario(id)?.points ?? []).filter((p) => p.throughputRatio !== undefined).map((p) => `c=${p.concurrency} ${p.throughputRatio!.toFixed(2)}`);
+  const minRatio = (id: ScenarioId) => {
+    const values = (scenario(id)?.points ?? []).map((p) => p.throughputRatio).filter((r): r is number => r !== undefined);
+    return values.length ? Math.min(...values) : undefined;
+  };
+
+  if (scenario('owner')) {
+    const r = minRatio('owner');
+    targets.push(check('owner: throughput >= 60% of the baseline (every concurrency)', ratios('owner').join(', ') || 'no baseline', r === undefined ? undefined : r >= 0.6));
+    const p = point('owner', 50);
+    targets.push(check('owner: p99 <= 2 ms at concurrency 50', p ? `${ms(p.server.latencyMs.p99)} ms` : 'not run at c=50', p ? p.server.latencyMs.p99 <= 2 : undefined));
+  }
+  const c = point('checksum', 50);
+  if (scenario('checksum')) {
+    const api = c?.api?.serviceMs;
+    targets.push(
+      check(
+        'checksum: p99 <= 5 ms at concurrency 50 (test API answering in < 0.5 ms)',
+        c ? `${ms(c.server.latencyMs.p99)} ms; test API service p50 ${api ? ms(api.p50) : '?'} ms, p99 ${api ? ms(api.p99) : '?'} ms` : 'not run at c=50',
+        c ? c.server.latencyMs.p99 <= 5 : undefined,
+      ),
+    );
+  }
+  if (scenario('fastpath')) {
+    const r = minRatio('fastpath');
+    targets.push(check('fastpath: throughput >= 85% of the baseline (every concurrency)', ratios('fastpath').join(', ') || 'no baseline', r === undefined ? undefined : r >= 0.85));
+  }
+  if (results.scenarios.length > 0) {
+    const peak = Math.max(...results.scenarios.map((s) => s.peakRssBytes));
+    const worst = results.scenarios.find((s) => s.peakRssBytes === peak)!;
+    targets.push(check('peak RSS <= 120 MB (every scenario)', `${mib(peak)} MiB (${(peak / 1e6).toFixed(1)} MB) in ${worst.id}`, peak <= 120e6));
+  }
+  if (results.soak) {
+    targets.push(check('soak: RSS growth middle->end <= 10%', `${(results.soak.growthMiddleToEnd * 100).toFixed(1)}%`, results.soak.growthMiddleToEnd <= 0.1));
+    targets.push(check('soak: peak RSS <= 120 MB', `${mib(results.soak.rssBytes.peak)} MiB`, results.soak.rssBytes.peak <= 120e6));
+  }
+  if (results.audit) {
+    targets.push(check('audit of the corpus < 2 s', `median ${ms(results.audit.wallMs.p50)} ms over ${results.audit.runs} runs`, results.audit.wallMs.p50 < 2000));
+  }
+  return targets;
+}
+
+export function writeResults(path: string, results: BenchResults): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
+}

@@ -1,0 +1,545 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { cpus, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateChecksumKey } from '../src/actions/checksum/key.js';
+import { testTls } from '../test/support/tls.js';
+import { runLoad, type LoadJob, type LoadResult } from './load.js';
+import { BENCH_DIST_DIR, CLI_PATH, CORPUS_DIR, DEFAULT_RULES_PATH, REPO_ROOT } from './paths.js';
+import { canPin, closeLog, openLog, readMemory, sampleRss, startNode, waitForFileLine, waitForLine, type Child } from './processes.js';
+import {
+  evaluateTargets,
+  formatSoak,
+  formatTable,
+  formatTargets,
+  mib,
+  writeResults,
+  type AuditTiming,
+  type BenchResults,
+  type Machine,
+  type PointResult,
+  type ScenarioResult,
+  type SoakResult,
+} from './report.js';
+import { benchRules, buildScenarios, SCENARIO_IDS, type BenchRequest, type Scenario, type ScenarioId } from './scenarios.js';
+import { summarize, type LatencySummary } from './stats.js';
+
+/**
+ * `npm run bench` / `npm run soak`: the real server (built CLI, TLS, default rules) in its own
+ * process on one core, autocannon in another process on the other core, and a bare node:https
+ * baseline measured with the same bodies in the same run. See docs/performance.md.
+ */
+
+const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
+
+  --scenarios LIST      owner,checksum,fastpath,large (default: all)
+  --concurrency LIST    connections per point (default: 50,200,500)
+  --duration-s N        seconds measured per point (default: 5)
+  --warmup-s N          warm-up seconds before each point (default: 1)
+  --no-baseline         skip the bare node:https baseline
+  --audit-runs N        time "gitops-guard audit" over the corpus N times (default: 5; 0 to skip)
+  --soak                200,000 requests of owner + checksum mixed; RSS at start, middle and end
+  --soak-requests N     requests in the soak (default: 200000)
+  --smoke               a seconds-long run proving the script works (no meaningful numbers)
+  --log-level LEVEL     server log level (default: info, as deployed; logs go to a file)
+  --cpu-prof            run the server under node --cpu-prof (profiles in .tmp/bench-prof/)
+  --no-pin              do not pin processes to cores
+  --out FILE            results JSON (default: bench/results.json, soak: bench/results-soak.json)
+  --keep                keep the run directory (certificates, bodies, logs) under .tmp/
+`;
+
+interface Options {
+  scenarios: ScenarioId[];
+  concurrency: number[];
+  durationSeconds: number;
+  warmupSeconds: number;
+  baseline: boolean;
+  auditRuns: number;
+  soak: boolean;
+  soakRequests: number;
+  smoke: boolean;
+  logLevel: string;
+  cpuProf: boolean;
+  pin: boolean;
+  out: string;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      scenarios: { type: 'string' },
+      concurrency: { type: 'string' },
+      'duration-s': { type: 'string' },
+      'warmup-s': { type: 'string' },
+      'no-baseline': { type: 'boolean' },
+      'audit-runs': { type: 'string' },
+      soak: { type: 'boolean' },
+      'soak-requests': { type: 'string' },
+      smoke: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      'no-pin': { type: 'boolean' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const smoke = values.smoke === true;
+  const soak = values.soak === true;
+  const number = (raw: string | undefined, name: string, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number >= ${min}`);
+    return value;
+  };
+  const scenarios = (values.scenarios ?? SCENARIO_IDS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const id of scenarios) {
+    if (!SCENARIO_IDS.includes(id as ScenarioId)) throw new Error(`unknown scenario "${id}" (expected ${SCENARIO_IDS.join(', ')})`);
+  }
+  const concurrency = (values.concurrency ?? (smoke ? '5' : '50,200,500')).split(',').map((c) => number(c.trim(), 'concurrency', 0, 1));
+  return {
+    scenarios: scenarios as ScenarioId[],
+    concurrency: concurrency.map(Math.floor),
+    durationSeconds: number(values['duration-s'], 'duration-s', smoke ? 0.3 : 5, 0.1),
+    warmupSeconds: number(values['warmup-s'], 'warmup-s', smoke ? 0.1 : 1, 0),
+    baseline: values['no-baseline'] !== true,
+    auditRuns: Math.floor(number(values['audit-runs'], 'audit-runs', smoke || soak ? 0 : 5, 0)),
+    soak,
+    soakRequests: Math.floor(number(values['soak-requests'], 'soak-requests', smoke ? 3000 : 200_000, 100)),
+    smoke,
+    logLevel: values['log-level'] ?? 'info',
+    cpuProf: values['cpu-prof'] === true,
+    pin: values['no-pin'] !== true,
+    out: values.out ?? join(REPO_ROOT, 'bench', soak ? 'results-soak.json' : 'results.json'),
+    keep: values.keep === true,
+  };
+}
+
+// ---- the run directory: certificates, rules, key, bodies, logs ----
+
+interface RunFiles {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  checksumKeyFile: string;
+  rulesFile: string;
+  addedChecksumRule: boolean;
+  bodyFiles: Map<BenchRequest, string>;
+}
+
+function prepareRunDir(scenarios: Scenario[]): RunFiles {
+  const dir = join(REPO_ROOT, '.tmp', `bench-run-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const tls = testTls();
+  const files = {
+    caFile: join(dir, 'ca.crt'),
+    certFile: join(dir, 'tls.crt'),
+    keyFile: join(dir, 'tls.key'),
+    checksumKeyFile: join(dir, 'checksum.key'),
+    rulesFile: join(dir, 'rules.yaml'),
+  };
+  writeFileSync(files.caFile, tls.caPem);
+  writeFileSync(files.certFile, tls.certPem);
+  writeFileSync(files.keyFile, tls.keyPem, { mode: 0o600 });
+  writeFileSync(files.checksumKeyFile, `${generateChecksumKey()}\n`, { mode: 0o600 });
+  const rules = benchRules(readFileSync(DEFAULT_RULES_PATH, 'utf8'));
+  writeFileSync(files.rulesFile, rules.text);
+  const bodyFiles = new Map<BenchRequest, string>();
+  for (const scenario of scenarios) {
+    scenario.requests.forEach((r, i) => {
+      const file = join(dir, `${scenario.id}-${i}${r.path.replace('/', '-')}.json`);
+      writeFileSync(file, r.body);
+      bodyFiles.set(r, file);
+    });
+  }
+  return { dir, ...files, addedChecksumRule: rules.addedChecksumRule, bodyFiles };
+}
+
+// ---- processes ----
+
+interface Cores {
+  server?: number;
+  load?: number;
+}
+
+interface ApiProcess {
+  child: Child;
+  kubeconfig: string;
+  /** Requests and service time since the previous call. */
+  stats(): Promise<{ requests: number; unauthorized: number; serviceMs: LatencySummary }>;
+}
+
+async function startApiServer(cores: Cores): Promise<ApiProcess> {
+  // Shares the load generator's core: the webhook's core stays its own.
+  const child = startNode([join(BENCH_DIST_DIR, 'api-server-process.js')], cores.load, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ready = await waitForLine(child, (line) => {
+    try {
+      const message = JSON.parse(line) as { kubeconfig?: string };
+      return message.kubeconfig ? message : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return {
+    child,
+    kubeconfig: ready.kubeconfig!,
+    async stats() {
+      const answer = waitForLine(child, (line) => {
+        try {
+          return (JSON.parse(line) as { stats?: { requests: number; unauthorized: number; serviceMs: LatencySummary } }).stats;
+        } catch {
+          return undefined;
+        }
+      });
+      child.process.stdin!.write('stats\n');
+      return answer;
+    },
+  };
+}
+
+interface ServerProcess {
+  child: Child;
+  port: number;
+}
+
+let serverCounter = 0;
+
+/** gitops-guard serve from dist/, exactly as deployed, logging (JSON lines) to a file. */
+async function startGitopsGuard(files: RunFiles, options: Options, cores: Cores, kubeconfig: string | undefined): Promise<ServerProcess> {
+  const log = join(files.dir, `server-${++serverCounter}.log`);
+  const fd = openLog(log);
+  const profiling = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(REPO_ROOT, '.tmp', 'bench-prof')] : [];
+  const args = [
+    ...profiling,
+    CLI_PATH,
+    'serve',
+    '--port', '0',
+    '--host', '127.0.0.1',
+    '--tls-cert', files.certFile,
+    '--tls-key', files.keyFile,
+    '--rules', files.rulesFile,
+    '--checksum-key', files.checksumKeyFile,
+    '--log-level', options.logLevel,
+    ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []),
+  ];
+  const env = { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODE_ENV: 'production' };
+  const child = startNode(args, cores.server, { stdio: ['ignore', fd, fd], env, cwd: files.dir });
+  closeLog(fd);
+  const port = await waitForFileLine(log, child, (line) => {
+    try {
+      const entry = JSON.parse(line) as { msg?: string; port?: number };
+      return entry.msg === 'gitops-guard serving' ? entry.port : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return { child, port };
+}
+
+async function startBaseline(files: RunFiles, cores: Cores): Promise<ServerProcess> {
+  const child = startNode([join(BENCH_DIST_DIR, 'baseline-server.js'), '--tls-cert', files.certFile, '--tls-key', files.keyFile], cores.server, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await waitForLine(child, (line) => {
+    try {
+      return (JSON.parse(line) as { port?: number }).port;
+    } catch {
+      return undefined;
+    }
+  });
+  return { child, port };
+}
+
+/** One request per body before measuring, so a wrong answer stops the run with a clear message. */
+async function preflight(port: number, caFile: string, scenario: Scenario): Promise<void> {
+  const ca = readFileSync(caFile);
+  for (const r of scenario.requests) {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: r.path, method: 'POST', ca, servername: 'localhost', headers: { 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(r.body);
+    });
+    const response = status === 200 ? (JSON.parse(body) as { response?: { allowed?: boolean; patch?: string; warnings?: string[] } }).response : undefined;
+    const ok = response?.allowed === true && (typeof response.patch === 'string') === r.expect.patch && (response.warnings ?? []).length === 0;
+    if (!ok) {
+      throw new Error(`bench: scenario ${scenario.id} ${r.path}: unexpected answer (HTTP ${status}, expected ${r.expect.patch ? 'a patch' : 'no patch'} and no warnings): ${body.slice(0, 800)}`);
+    }
+  }
+}
+
+function loadJob(scenario: Scenario, files: RunFiles, port: number, connections: number, options: Options, verify: LoadJob['verify']): LoadJob {
+  return {
+    url: `https://127.0.0.1:${port}`,
+    caFile: files.caFile,
+    requests: scenario.requests.map((r) => ({ path: r.path, bodyFile: files.bodyFiles.get(r)!, expectPatch: r.expect.patch })),
+    connections,
+    warmupSeconds: options.warmupSeconds,
+    durationSeconds: options.durationSeconds,
+    verify,
+    progressIntervalMs: 0,
+    timeoutSeconds: 10,
+  };
+}
+
+async function measure(child: Child, run: () => Promise<LoadResult>): Promise<LoadResult & { maxRssBytes: number }> {
+  const sampler = sampleRss(child.pid, 100);
+  try {
+    const result = await run();
+    return { ...result, maxRssBytes: sampler.stop() };
+  } finally {
+    sampler.stop();
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function runScenario(scenario: Scenario, files: RunFiles, options: Options, cores: Cores, api: ApiProcess | undefined): Promise<ScenarioResult> {
+  const points: PointResult[] = [];
+  const server = await startGitopsGuard(files, options, cores, api?.kubeconfig);
+  let peakRssBytes = 0;
+  let startupRssBytes = 0;
+  try {
+    startupRssBytes = readMemory(server.child.pid)?.rss ?? 0;
+    await preflight(server.port, files.caFile, scenario);
+    if (api) await api.stats(); // start a fresh window
+    for (const connections of options.concurrency) {
+      const result = await measure(server.child, () => runLoad(loadJob(scenario, files, server.port, connections, options, 'admission'), files.dir, cores.load));
+      const point: PointResult = { concurrency: connections, server: result };
+      if (api) {
+        const stats = await api.stats();
+        const admissions = scenario.requests.filter((r) => r.path === '/mutate').length;
+        // Warm-up and measured requests both read; compare reads to all answers of the point.
+        point.api = { requests: stats.requests, readsPerAdmission: 0, serviceMs: stats.serviceMs };
+        const cycles = result.requests / scenario.requests.length;
+        point.api.readsPerAdmission = Math.round((stats.requests / Math.max(1, cycles * admissions)) * 100) / 100;
+      }
+      points.push(point);
+      log(`  ${scenario.id} c=${connections}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms, errors ${result.errors.total}, RSS ${mib(result.maxRssBytes)} MiB`);
+      if (result.firstWrongAnswer) log(`    first wrong answer: ${result.firstWrongAnswer}`);
+    }
+    peakRssBytes = readMemory(server.child.pid)?.peak ?? Math.max(...points.map((p) => p.server.maxRssBytes));
+  } finally {
+    const code = await server.child.stop();
+    if (code !== 0) log(`  warning: gitops-guard exited with ${code}; see ${relative(REPO_ROOT, files.dir)}`);
+  }
+
+  let baselinePeakRssBytes: number | undefined;
+  if (options.baseline) {
+    const baseline = await startBaseline(files, cores);
+    try {
+      for (const point of points) {
+        const result = await measure(baseline.child, () => runLoad(loadJob(scenario, files, baseline.port, point.concurrency, options, 'any-allowed'), files.dir, cores.load));
+        point.baseline = result;
+        point.throughputRatio = Math.round((point.server.requestsPerSecond / Math.max(1e-9, result.requestsPerSecond)) * 1000) / 1000;
+        log(`  ${scenario.id} baseline c=${point.concurrency}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms (ratio ${point.throughputRatio.toFixed(2)})`);
+      }
+      baselinePeakRssBytes = readMemory(baseline.child.pid)?.peak;
+    } finally {
+      await baseline.child.stop();
+    }
+  }
+  return {
+    id: scenario.id,
+    title: scenario.title,
+    requests: scenario.requests.map((r) => ({ path: r.path, bytes: Buffer.byteLength(r.body), expectPatch: r.expect.patch })),
+    startupRssBytes,
+    peakRssBytes,
+    ...(baselinePeakRssBytes ? { baselinePeakRssBytes } : {}),
+    points,
+  };
+}
+
+async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options, cores: Cores, api: ApiProcess | undefined): Promise<SoakResult> {
+  const server = await startGitopsGuard(files, options, cores, api?.kubeconfig);
+  try {
+    for (const scenario of scenarios) await preflight(server.port, files.caFile, scenario);
+    const idle = readMemory(server.child.pid)?.rss ?? 0;
+    const mixed: Scenario = { id: 'owner', title: 'soak', requests: scenarios.flatMap((s) => s.requests), apiReadsPerCycle: 0 };
+    const concurrency = options.concurrency[0] ?? 50;
+    const job: LoadJob = {
+      ...loadJob(mixed, files, server.port, concurrency, options, 'admission'),
+      amount: options.soakRequests,
+      durationSeconds: undefined,
+      progressIntervalMs: 250,
+    };
+    const timeline: SoakResult['timeline'] = [];
+    const started = Date.now();
+    if (api) await api.stats();
+    let lastLogged = 0;
+    const load = await measure(server.child, () =>
+      runLoad(job, files.dir, cores.load, (done) => {
+        const memory = readMemory(server.child.pid);
+        if (memory) timeline.push({ requests: done, rssBytes: memory.rss, seconds: (Date.now() - started) / 1000 });
+        if (done - lastLogged >= options.soakRequests / 10) {
+          lastLogged = done;
+          log(`  soak: ${done} requests, RSS ${memory ? mib(memory.rss) : '?'} MiB`);
+        }
+      }),
+    );
+    const end = readMemory(server.child.pid);
+    const peak = end?.peak ?? load.maxRssBytes;
+    const measured = timeline.filter((t) => t.requests > 0);
+    const nearest = (n: number) => measured.reduce((best, t) => (Math.abs(t.requests - n) < Math.abs(best.requests - n) ? t : best), measured[0] ?? { requests: 0, rssBytes: idle, seconds: 0 });
+    const start = measured[0]?.rssBytes ?? idle;
+    const middle = nearest(options.soakRequests / 2).rssBytes;
+    const endRss = end?.rss ?? measured[measured.length - 1]?.rssBytes ?? 0;
+    const apiStats = api ? await api.stats() : undefined;
+    return {
+      requests: options.soakRequests,
+      concurrency,
+      load,
+      rssBytes: { idle, start, middle, end: endRss, peak },
+      growthMiddleToEnd: Math.round(((endRss - middle) / Math.max(1, middle)) * 1000) / 1000,
+      timeline,
+      ...(apiStats ? { api: { requests: apiStats.requests, serviceMs: apiStats.serviceMs } } : {}),
+    };
+  } finally {
+    await server.child.stop();
+  }
+}
+
+/** Wall time of `gitops-guard audit` over the whole corpus (a CI job's cost). */
+async function timeAudit(runs: number): Promise<AuditTiming> {
+  const args = [CLI_PATH, 'audit', '-f', CORPUS_DIR, '--format', 'json'];
+  const walls: number[] = [];
+  let exitCode: number | null = null;
+  let objects: number | undefined;
+  for (let i = 0; i < runs; i++) {
+    const started = process.hrtime.bigint();
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ code: c, stdout: out }));
+    });
+    walls.push(Number(process.hrtime.bigint() - started) / 1e6);
+    exitCode = code;
+    try {
+      objects = (JSON.parse(stdout) as { summary?: { objects?: number } }).summary?.objects;
+    } catch {
+      throw new Error(`bench: "gitops-guard audit" did not print a JSON report (exit ${code})`);
+    }
+  }
+  return { command: `gitops-guard audit -f ${relative(REPO_ROOT, CORPUS_DIR)} --format json`, runs, wallMs: summarize(walls), exitCode, objects };
+}
+
+function machine(cores: Cores): Machine {
+  const list = cpus();
+  return {
+    cpus: list.length,
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    totalMemoryMiB: Math.round(totalmem() / 1024 / 1024),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    serverCore: cores.server ?? null,
+    loadCore: cores.load ?? null,
+  };
+}
+
+async function main(): Promise<number> {
+  let options: Options | 'help';
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!existsSync(CLI_PATH)) {
+    process.stderr.write(`bench: ${relative(REPO_ROOT, CLI_PATH)} is missing; run "npm run build" first\n`);
+    return 2;
+  }
+
+  const startedAt = new Date().toISOString();
+  const cores: Cores = options.pin && canPin() ? { server: 1, load: 0 } : {};
+  const all = buildScenarios();
+  const selected = options.soak ? all.filter((s) => s.id === 'owner' || s.id === 'checksum') : all.filter((s) => options.scenarios.includes(s.id));
+  const files = prepareRunDir(selected);
+  const notes: string[] = [];
+  if (cores.server === undefined) notes.push('processes not pinned (no taskset, a single core, or --no-pin)');
+  else notes.push(`gitops-guard and the baseline pinned to core ${cores.server}; the load generator and the test API server share core ${cores.load}`);
+  if (files.addedChecksumRule) notes.push('rules/default-rules.yaml has no stampConfigChecksum rule; the bench appends the stamp-config-checksum rule from docs/config-checksum.md');
+  notes.push('latency excludes each connection\'s first answer (TLS handshake); keep-alive connections as the API server uses');
+  notes.push('autocannon does not verify the server certificate (it forces rejectUnauthorized: false); the handshake and encryption costs are real');
+  if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing');
+  log(`bench: ${selected.length} scenario(s), concurrency ${options.concurrency.join(',')}, ${options.soak ? `${options.soakRequests} soak requests` : `${options.durationSeconds}s per point`}; ${notes[0]}`);
+
+  const needsApi = selected.some((s) => s.apiReadsPerCycle > 0);
+  let api: ApiProcess | undefined;
+  const results: BenchResults = {
+    kind: 'GitopsGuardBench',
+    version: 1,
+    mode: options.soak ? (options.smoke ? 'soak-smoke' : 'soak') : options.smoke ? 'smoke' : 'bench',
+    startedAt,
+    finishedAt: startedAt,
+    argv: process.argv.slice(2),
+    machine: machine(cores),
+    options: { durationSeconds: options.durationSeconds, warmupSeconds: options.warmupSeconds, concurrency: options.concurrency, logLevel: options.logLevel, scenarios: selected.map((s) => s.id) },
+    rules: { source: relative(REPO_ROOT, DEFAULT_RULES_PATH), addedChecksumRule: files.addedChecksumRule },
+    notes,
+    scenarios: [],
+    targets: [],
+  };
+  try {
+    if (needsApi) api = await startApiServer(cores);
+    if (options.soak) {
+      results.soak = await runSoak(selected, files, options, cores, api);
+    } else {
+      for (const scenario of selected) {
+        log(`scenario ${scenario.id}: ${scenario.title}`);
+        results.scenarios.push(await runScenario(scenario, files, options, cores, api));
+      }
+    }
+    if (options.auditRuns > 0) {
+      log(`audit: ${options.auditRuns} runs over the corpus`);
+      results.audit = await timeAudit(options.auditRuns);
+    }
+  } finally {
+    if (api) await api.child.stop();
+    if (!options.keep) rmSync(files.dir, { recursive: true, force: true });
+  }
+  results.finishedAt = new Date().toISOString();
+  results.targets = evaluateTargets(results);
+  writeResults(options.out, results);
+
+  process.stdout.write(options.soak ? `${formatSoak(results.soak!)}\n` : formatTable(results));
+  process.stdout.write(formatTargets(results.targets));
+  process.stdout.write(`results: ${relative(process.cwd(), options.out) || options.out}\n`);
+  const errors =
+    results.scenarios.reduce((n, s) => n + s.points.reduce((m, p) => m + p.server.errors.total + (p.baseline?.errors.total ?? 0), 0), 0) + (results.soak?.load.errors.total ?? 0);
+  if (errors > 0) {
+    process.stderr.write(`bench: ${errors} request(s) failed or got a wrong answer; see ${options.out}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
+

@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import { configMap, secret } from '../test/support/kube-api-server.js';
+import { reviewFor, type ReviewOptions } from '../test/support/review.js';
+import { CORPUS_DIR } from './paths.js';
+
+/**
+ * The bench scenarios: AdmissionReview bodies built from the real manifests in
+ * test/fixtures/corpus, shaped the way the API server sends them (compact JSON, server-populated
+ * metadata and managedFields, `oldObject` on UPDATE), plus what each answer must look like.
+ */
+
+export type ScenarioId = 'owner' | 'checksum' | 'fastpath' | 'large';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['owner', 'checksum', 'fastpath', 'large'];
+
+/** What a correct answer to one request looks like; anything else counts as an error. */
+export interface Expectation {
+  /** The answer carries a JSON patch. */
+  patch: boolean;
+}
+
+export interface BenchRequest {
+  path: '/mutate' | '/validate';
+  /** The exact request body (compact JSON). */
+  body: string;
+  expect: Expectation;
+}
+
+export interface Scenario {
+  id: ScenarioId;
+  title: string;
+  /** Requests one connection sends in turn (one admission may be a mutate and a validate call). */
+  requests: BenchRequest[];
+  /** ConfigMap/Secret GETs the webhook makes per cycle of `requests`. */
+  apiReadsPerCycle: number;
+}
+
+// ---- corpus access (same parsing as test/support/corpus.ts, rooted at the checkout) ----
+
+function corpusObjects(file: string): KubeObject[] {
+  return parseAllDocuments(readFileSync(join(CORPUS_DIR, file), 'utf8'))
+    .map((doc) => doc.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => !!o && typeof o === 'object' && typeof o.kind === 'string');
+}
+
+function corpusObject(file: string, kind: string, name: string): KubeObject {
+  const found = corpusObjects(file).find((o) => o.kind === kind && o.metadata?.name === name);
+  if (!found) throw new Error(`bench: ${kind}/${name} not in ${file}`);
+  return found;
+}
+
+// ---- what the API server adds to objects ----
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+function isMap(value: unknown): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A deterministic UUID-shaped id, so bodies are byte-identical from run to run. */
+function stableUid(seed: string): string {
+  const hex = createHash('sha256').update(seed).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** A `fieldsV1` trie for `value`, as server-side apply records it (list items keyed by name). */
+function fieldsV1(value: Json): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  if (isMap(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      out[`f:${key}`] = isMap(child) || (Array.isArray(child) && child.some(isMap)) ? fieldsV1(child) : {};
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => {
+      if (!isMap(item)) return;
+      const key = typeof item['name'] === 'string' ? `k:${JSON.stringify({ name: item['name'] })}` : `i:${index}`;
+      out[key] = { '.': {}, ...fieldsV1(item) };
+    });
+  }
+  return out;
+}
+
+const SERVER_METADATA = new Set(['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'managedFields']);
+
+/** The object as stored: uid, resourceVersion, creationTimestamp and one managedFields entry. */
+function asStored(object: KubeObject, manager: string, resourceVersion: number): KubeObject {
+  const stored = structuredClone(object) as KubeObject & Record<string, Json>;
+  const metadata = (stored.metadata ?? {}) as Record<string, Json>;
+  const applied: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(stored as Record<string, Json>)) {
+    if (key === 'status' || key === 'apiVersion' || key === 'kind') continue;
+    if (key === 'metadata' && isMap(value)) {
+      applied[key] = Object.fromEntries(Object.entries(value).filter(([k]) => !SERVER_METADATA.has(k)));
+    } else {
+      applied[key] = value;
+    }
+  }
+  stored.metadata = {
+    ...metadata,
+    uid: stableUid(`${object.kind}/${object.metadata?.namespace ?? ''}/${object.metadata?.name}`),
+    resourceVersion: String(resourceVersion),
+    generation: 1,
+    creationTimestamp: '2026-01-12T09:30:00Z',
+    managedFields: [
+      {
+        manager,
+        operation: 'Apply',
+        apiVersion: object.apiVersion ?? 'v1',
+        time: '2026-01-12T09:30:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: fieldsV1(applied),
+      },
+    ],
+  } as KubeObject['metadata'];
+  return stored;
+}
+
+function withAnnotations(object: KubeObject, annotations: Record<string, string>, labels: Record<string, string> = {}): KubeObject {
+  const copy = structuredClone(object);
+  copy.metadata = {
+    ...copy.metadata,
+    labels: { ...(copy.metadata?.labels ?? {}), ...labels },
+    annotations: { ...(copy.metadata?.annotations ?? {}), ...annotations },
+  };
+  return copy;
+}
+
+function body(object: KubeObject, options: ReviewOptions & { seed: string }): string {
+  const review: AdmissionReview = reviewFor(object, { ...options, uid: stableUid(options.seed) });
+  return JSON.stringify(review);
+}
+
+const TRACKING = 'argocd.argoproj.io/tracking-id';
+const OWNER = 'gitops-guard.dev/owner';
+const ARGO_MANAGER = 'argocd-controller';
+
+/**
+ * An Argo CD sync (server-side apply) of a cluster-scoped object gitops-guard already tagged:
+ * the applied object carries Argo CD's tracking id but not gitops-guard's owner annotation
+ * (Argo CD's field set does not include it), so tagOwner re-adds it from the live object, and
+ * the validating call sees the mutated object with the same owner. Returns [mutate, validate].
+ */
+function ownedUpdate(desired: KubeObject, app: string, seed: string): BenchRequest[] {
+  const group = desired.apiVersion?.includes('/') ? desired.apiVersion.split('/')[0] : '';
+  const tracking = `${app}:${group}/${desired.kind}:${app}/${desired.metadata?.name}`;
+  const applied = withAnnotations(desired, { [TRACKING]: tracking });
+  const live = asStored(withAnnotations(applied, { [OWNER]: `argocd:${app}` }, { 'app.kubernetes.io/instance': app }), ARGO_MANAGER, 48_211);
+  if (desired.kind === 'CustomResourceDefinition') {
+    (live as Record<string, Json>)['status'] = crdStatus(desired);
+  }
+  // The API server merges the apply into the live object: server metadata and status stay.
+  const object = structuredClone(live);
+  delete object.metadata!.annotations![OWNER];
+  delete object.metadata!.labels!['app.kubernetes.io/instance'];
+  const mutated = withAnnotations(object, { [OWNER]: `argocd:${app}` }, { 'app.kubernetes.io/instance': app });
+  return [
+    { path: '/mutate', body: body(object, { operation: 'UPDATE', oldObject: live, seed: `${seed}/mutate` }), expect: { patch: true } },
+    { path: '/validate', body: body(mutated, { operation: 'UPDATE', oldObject: live, seed: `${seed}/validate` }), expect: { patch: false } },
+  ];
+}
+
+function crdStatus(crd: KubeObject): Json {
+  const spec = (crd as Record<string, Json>)['spec'] as Record<string, Json>;
+  const names = spec['names'] as Json;
+  const versions = (spec['versions'] as Record<string, Json>[]).map((v) => v['name'] as string);
+  return {
+    acceptedNames: names,
+    conditions: [
+      { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: '2026-01-12T09:30:00Z' },
+      { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: '2026-01-12T09:30:00Z' },
+    ],
+    storedVersions: versions,
+  };
+}
+
+// ---- scenario 2: the workload and the objects it consumes ----
+
+export const CHECKSUM_NAMESPACE = 'kube-system';
+
+/** What the test API server holds for scenario 2: three objects, realistic sizes, fixed content. */
+export function checksumApiObjects(): KubeObject[] {
+  const metricsConfig = [
+    'kind: CustomResourceStateMetrics',
+    'spec:',
+    '  resources:',
+    ...Array.from({ length: 12 }, (_, i) =>
+      [
+        `    - groupVersionKind: { group: example.dev, version: v1, kind: Widget${i} }`,
+        `      labelsFromPath: { name: [metadata, name], namespace: [metadata, namespace] }`,
+        `      metrics:`,
+        `        - name: widget${i}_ready`,
+        `          help: "Whether widget ${i} is ready"`,
+        `          each: { type: Gauge, gauge: { path: [status, conditions], labelsFromPath: { type: [type] }, valueFrom: [status] } }`,
+      ].join('\n'),
+    ),
+  ].join('\n');
+  return [
+    configMap(CHECKSUM_NAMESPACE, 'kube-state-metrics-config', { 'custom-resource-state.yaml': `${metricsConfig}\n` }),
+    configMap(CHECKSUM_NAMESPACE, 'kube-state-metrics-env', {
+      KSM_LOG_LEVEL: 'info',
+      KSM_METRIC_LABELS_ALLOWLIST: 'pods=[app.kubernetes.io/name,app.kubernetes.io/instance],deployments=[*]',
+      KSM_RESOURCES: 'configmaps,cronjobs,daemonsets,deployments,jobs,namespaces,nodes,pods,replicasets,secrets,services,statefulsets',
+    }),
+    secret(CHECKSUM_NAMESPACE, 'kube-state-metrics-auth', {
+      'tls.crt': `-----BEGIN CERTIFICATE-----\n${'MIIDBTCCAe2gAwIBAgIUQ0fJ3n2b5f3lX8bN0mJ2zq6kJ8swDQYJKoZIhvcNAQEL\n'.repeat(16)}-----END CERTIFICATE-----\n`,
+      'tls.key': `-----BEGIN PRIVATE KEY-----\n${'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7o4qne60TB3wo\n'.repeat(25)}-----END PRIVATE KEY-----\n`,
+      'bearer-token': 'c2VjcmV0LXRva2VuLWZvci1iZW5jaG1hcmtzLW9ubHk',
+    }),
+  ];
+}
+
+/** kube-state-metrics' Deployment consuming those three objects in the three usual ways. */
+function checksumDeployment(): KubeObject {
+  const deployment = corpusObject('kube-state-metrics-standard/deployment.yaml', 'Deployment', 'kube-state-metrics');
+  const spec = (deployment as Record<string, Json>)['spec'] as Record<string, Json>;
+  const podSpec = (spec['template'] as Record<string, Json>)['spec'] as Record<string, Json>;
+  const container = (podSpec['containers'] as Record<string, Json>[])[0]!;
+  container['args'] = ['--custom-resource-state-config-file=/etc/ksm/custom-resource-state.yaml', '--tls-config=/etc/ksm-tls/web.yaml'];
+  container['env'] = [
+    { name: 'KSM_LOG_LEVEL', valueFrom: { configMapKeyRef: { name: 'kube-state-metrics-env', key: 'KSM_LOG_LEVEL' } } },
+    { name: 'KSM_RESOURCES', valueFrom: { configMapKeyRef: { name: 'kube-state-metrics-env', key: 'KSM_RESOURCES' } } },
+  ];
+  container['envFrom'] = [{ secretRef: { name: 'kube-state-metrics-auth' } }];
+  container['volumeMounts'] = [{ name: 'config', mountPath: '/etc/ksm', readOnly: true }];
+  podSpec['volumes'] = [{ name: 'config', configMap: { name: 'kube-state-metrics-config' } }];
+  return withAnnotations(deployment, {
+    [TRACKING]: `monitoring:apps/Deployment:${CHECKSUM_NAMESPACE}/kube-state-metrics`,
+  });
+}
+
+// ---- the scenarios ----
+
+export function buildScenarios(): Scenario[] {
+  const crb = corpusObject('argocd-install.yaml', 'ClusterRoleBinding', 'argocd-application-controller');
+  const deployment = asStored(checksumDeployment(), ARGO_MANAGER, 51_007);
+  const service = corpusObject('kube-state-metrics-standard/service.yaml', 'Service', 'kube-state-metrics');
+  const crd = corpusObject('argocd-install.yaml', 'CustomResourceDefinition', 'applicationsets.argoproj.io');
+  return [
+    {
+      id: 'owner',
+      title: 'ClusterRoleBinding UPDATE: tagOwner (mutate) + denyDuplicateOwner (validate)',
+      requests: ownedUpdate(crb, 'argocd', 'owner'),
+      apiReadsPerCycle: 0,
+    },
+    {
+      id: 'checksum',
+      title: 'Deployment CREATE: stampConfigChecksum over 2 ConfigMaps + 1 Secret (3 API reads)',
+      requests: [
+        {
+          path: '/mutate',
+          body: body(deployment, { operation: 'CREATE', namespace: CHECKSUM_NAMESPACE, seed: 'checksum' }),
+          expect: { patch: true },
+        },
+      ],
+      apiReadsPerCycle: 3,
+    },
+    {
+      id: 'fastpath',
+      title: 'Service CREATE: no rule matches (fast path)',
+      requests: [
+        {
+          path: '/mutate',
+          body: body(asStored(service, ARGO_MANAGER, 51_100), { operation: 'CREATE', seed: 'fastpath' }),
+          expect: { patch: false },
+        },
+      ],
+      apiReadsPerCycle: 0,
+    },
+    {
+      id: 'large',
+      title: 'CustomResourceDefinition UPDATE (applicationsets.argoproj.io, managedFields, status): mutate + validate',
+      requests: ownedUpdate(crd, 'argocd', 'large'),
+      apiReadsPerCycle: 0,
+    },
+  ];
+}
+
+// ---- rules ----
+
+export interface BenchRules {
+  text: string;
+  /** Set when the default rules had no stampConfigChecksum rule and the bench added one. */
+  addedChecksumRule: boolean;
+}
+
+/** The stamp-config-checksum rule docs/config-checksum.md describes. */
+const CHECKSUM_RULE = {
+  name: 'stamp-config-checksum',
+  match: {
+    kinds: [
+      { group: 'apps', kind: 'Deployment' },
+      { group: 'apps', kind: 'StatefulSet' },
+      { group: 'apps', kind: 'DaemonSet' },
+      { group: 'batch', kind: 'CronJob' },
+      { group: 'argoproj.io', kind: 'Rollout' },
+    ],
+    operations: ['CREATE', 'UPDATE'],
+  },
+  action: { type: 'stampConfigChecksum' },
+  mode: 'enforce',
+  onError: 'allow',
+};
+
+/**
+ * The shipped default rules, unchanged when they already stamp config checksums; otherwise with
+ * the documented stamp-config-checksum rule appended (scenario 2 needs it).
+ */
+export function benchRules(defaultRulesText: string): BenchRules {
+  const doc = parse(defaultRulesText) as { rules?: { action?: { type?: string } }[] };
+  if (doc.rules?.some((rule) => rule.action?.type === 'stampConfigChecksum')) return { text: defaultRulesText, addedChecksumRule: false };
+  return { text: stringify({ ...doc, rules: [...(doc.rules ?? []), CHECKSUM_RULE] }), addedChecksumRule: true };
+}
