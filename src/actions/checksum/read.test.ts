@@ -57,6 +57,25 @@ describe('readConfigSources', () => {
     expect(result.size).toBe(4);
   });
 
+  it('handles many references without listener-leak warnings', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const reader = new ScriptedReader(async (_ref, { signal }) => {
+        signal?.addEventListener('abort', () => {});
+        await sleep(5);
+        return found({});
+      });
+      const refs = Array.from({ length: 40 }, (_, i) => ({ kind: 'Secret' as const, name: `s${i}` }));
+      expect((await readConfigSources(refs, 'ns', reader, limits)).size).toBe(40);
+      await sleep(10);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('passes the per-read timeout, capped by the deadline, and a signal', async () => {
     const reader = new ScriptedReader(async () => found({}));
     await readConfigSources([{ kind: 'ConfigMap', name: 'a' }], 'ns', reader, { timeoutMs: 300, readTimeoutMs: 800 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { KubeReadError, type ConfigContent, type ConfigSourceKind, type KubeReader, type ObjectRef, type ReadFailureReason, type ReadResult } from '../../kube/reader.js';
 
 export interface ReadLimits {
@@ -82,6 +83,8 @@ export async function readConfigSources(
   if (limits.signal?.aborted) throw new ConfigReadError(first, 'aborted', 'admission request was abandoned before the read started');
 
   const controller = new AbortController();
+  // Every read listens on this short-lived signal: many references are normal, not a listener leak.
+  setMaxListeners(0, controller.signal);
   let abortedBy: ConfigReadFailure | null = null;
   const pending = new Set(unique.keys());
 
