@@ -111,6 +111,7 @@ describe('readConfigSources', () => {
       ['forbidden', 'Forbidden', 403, 'forbidden (HTTP 403), gitops-guard needs get on configmaps'],
       ['unauthorized', 'HTTP 401', 401, "unauthorized (HTTP 401), API server rejected gitops-guard's credentials"],
       ['timeout', 'no answer within 800 ms', undefined, 'timed out after 800 ms'],
+      ['timeout', 'Timeout', 504, 'API server timed out (HTTP 504)'],
       ['unavailable', 'ECONNREFUSED', undefined, 'API server unreachable (ECONNREFUSED)'],
       ['server', 'InternalError', 500, 'API server error (HTTP 500): InternalError'],
     ];

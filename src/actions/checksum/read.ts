@@ -39,7 +39,9 @@ function fromKubeReadError(error: KubeReadError, ref: ObjectRef, limits: ReadLim
     case 'unauthorized':
       return new ConfigReadError(ref, 'unauthorized', `unauthorized (HTTP ${status(error, 401)}), API server rejected gitops-guard's credentials`, status(error, 401));
     case 'timeout':
-      return new ConfigReadError(ref, 'timeout', `timed out after ${Math.min(limits.readTimeoutMs, limits.timeoutMs)} ms`, error.httpStatus);
+      return error.httpStatus
+        ? new ConfigReadError(ref, 'timeout', `API server timed out (HTTP ${error.httpStatus})`, error.httpStatus)
+        : new ConfigReadError(ref, 'timeout', `timed out after ${Math.min(limits.readTimeoutMs, limits.timeoutMs)} ms`);
     case 'unavailable':
       return new ConfigReadError(ref, 'unavailable', `API server unreachable (${error.detail})`);
     case 'server':
