@@ -8,6 +8,8 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../src/cli/audit.js';
 import type { JsonObject, JsonReport } from '../src/audit/report.js';
+import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
+import { stringify } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CORPUS = join(ROOT, 'test/fixtures/corpus');
@@ -296,6 +298,55 @@ describe('gitops-guard audit: bad input', () => {
     const { code, report } = await auditJson(['--app', 'first=-', '--app', `second=${INGRESS}`], readFileSync(INGRESS, 'utf8'));
     expect(code).toBe(1);
     expect(find(report, 'ClusterRole', 'ingress-nginx')!.duplicate).toMatchObject({ owners: ['argocd:first', 'argocd:second'] });
+  });
+});
+
+describe('gitops-guard audit: --kubeconfig', () => {
+  let api: KubeApiServer;
+  beforeAll(async () => {
+    api = await KubeApiServer.start();
+  });
+  afterAll(() => api.close());
+
+  it('audits existing objects as UPDATEs and reads missing ConfigMaps/Secrets from the cluster; failed reads are not guessed', async () => {
+    const podSpec = (config: string, secretName: string) => ({
+      containers: [{ name: 'app', image: 'busybox:1.36', envFrom: [{ configMapRef: { name: config } }, { secretRef: { name: secretName } }] }],
+    });
+    api.put(deployment('shop', 'web', podSpec('web-config', 'web-secret')));
+    api.put(configMap('shop', 'web-config', { mode: 'live' }));
+    api.put(secret('shop', 'web-secret', { token: 'live-token' }));
+    api.put(secret('shop', 'locked', { token: 'x' }));
+    api.fault({ path: objectPath('Secret', 'shop', 'locked') }, { status: 403 });
+    const manifests = join(scratch, 'live-input.yaml');
+    writeFileSync(
+      manifests,
+      [deployment('shop', 'web', podSpec('web-config', 'web-secret')), deployment('shop', 'worker', podSpec('local-config', 'locked')), configMap('shop', 'local-config', { a: '1' })]
+        .map((o) => stringify(o))
+        .join('---\n'),
+    );
+
+    const { code, report } = await auditJson(['-f', manifests, '--kubeconfig', api.writeKubeconfig()]);
+    expect(code).toBe(0);
+    expect(report.cluster).toBe(api.url);
+    const web = find(report, 'Deployment', 'web', 'shop')!.renderings[0]!;
+    expect(web).toMatchObject({ operation: 'UPDATE', oldObject: 'cluster', allowed: true });
+    expect(web.configSources.map((s) => [s.kind, s.name, s.from])).toEqual([
+      ['ConfigMap', 'web-config', 'cluster'],
+      ['Secret', 'web-secret', 'cluster'],
+    ]);
+    expect(web.checksums[0]).toMatchObject({ status: 'stamped' });
+
+    const worker = find(report, 'Deployment', 'worker', 'shop')!.renderings[0]!;
+    expect(worker).toMatchObject({ operation: 'CREATE', oldObject: 'none' });
+    expect(worker.configSources).toEqual([
+      { kind: 'ConfigMap', namespace: 'shop', name: 'local-config', from: 'input' },
+      { kind: 'Secret', namespace: 'shop', name: 'locked', from: 'unresolved', detail: expect.stringContaining('forbidden (HTTP 403)') },
+    ]);
+    expect(worker.checksums).toEqual([expect.objectContaining({ status: 'failed', reason: expect.stringContaining('Secret shop/locked') })]);
+    expect(worker.patch).toEqual([]);
+    expect(JSON.stringify(report)).not.toContain(Buffer.from('live-token').toString('base64'));
+    // Each live object and each ConfigMap/Secret was read once.
+    expect(api.requestsTo(objectPath('ConfigMap', 'shop', 'web-config'))).toHaveLength(1);
   });
 });
 

@@ -254,8 +254,8 @@ describe('runAuditCore: live objects', () => {
     expect(binding!.phases[1]!.evaluation.denials[0]).toContain('is owned by argocd:other-team; argocd:pdp-dev may not take it over');
     expect(fresh).toMatchObject({ operation: 'CREATE', oldObject: 'none', allowed: true });
     expect(reads).toEqual([
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: 'airflow-pre-checker-binding' },
-      { apiVersion: 'v1', kind: 'ConfigMap', name: 'fresh', namespace: 'default' },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', name: 'airflow-pre-checker-binding' },
+      { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', name: 'fresh', namespace: 'default' },
     ]);
   });
 

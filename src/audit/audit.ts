@@ -374,6 +374,7 @@ export async function runAuditCore(options: AuditOptions): Promise<AuditResult> 
             {
               apiVersion: gvk.group ? `${gvk.group}/${gvk.version}` : gvk.version,
               kind: gvk.kind,
+              plural: first.placement.gvr.resource,
               name: entry.identity.name,
               ...(entry.identity.namespace ? { namespace: entry.identity.namespace } : {}),
             },

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeConfigObjectReader, objectPath } from './cluster.js';
-import { KindCatalog } from './request.js';
 import { testTls } from '../../test/support/tls.js';
 
 describe('objectPath', () => {
@@ -49,28 +48,27 @@ describe('KubeConfigObjectReader', () => {
       contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
       currentContext: 'test',
     });
-    const catalog = new KindCatalog();
-    reader = new KubeConfigObjectReader(kubeConfig, (group, kind) => catalog.lookup(group, kind).plural, 300);
+    reader = new KubeConfigObjectReader(kubeConfig, 300);
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   it('reads a live object with the kubeconfig credentials', async () => {
-    const object = await reader.read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: 'present' });
+    const object = await reader.read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', name: 'present' });
     expect(object).toMatchObject({ metadata: { name: 'present', uid: 'u1' } });
     expect(seen.at(-1)).toEqual({ url: '/prefix/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/present', auth: 'Bearer test-token' });
   });
 
   it('answers null for 404', async () => {
-    await expect(reader.read({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'absent' })).resolves.toBeNull();
+    await expect(reader.read({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace: 'ns', name: 'absent' })).resolves.toBeNull();
   });
 
   it('fails with the status and reason only, never the response body', async () => {
-    const error = await reader.read({ apiVersion: 'v1', kind: 'Secret', namespace: 'ns', name: 'locked' }).catch((e: Error) => e);
+    const error = await reader.read({ apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespace: 'ns', name: 'locked' }).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toBe('HTTP 403 Forbidden');
   });
 
   it('gives up after its timeout', async () => {
-    await expect(reader.read({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'slow' })).rejects.toThrow('no answer within 300 ms');
+    await expect(reader.read({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace: 'ns', name: 'slow' })).rejects.toThrow('no answer within 300 ms');
   });
 });

@@ -16,7 +16,7 @@ export class LiveReadError extends Error {
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
-export function objectPath(ref: LiveRef & { plural: string }): string {
+export function objectPath(ref: LiveRef): string {
   const slash = ref.apiVersion.indexOf('/');
   const prefix = slash === -1 ? `/api/${ref.apiVersion}` : `/apis/${ref.apiVersion}`;
   const scope = ref.namespace ? `/namespaces/${encodeURIComponent(ref.namespace)}` : '';
@@ -37,18 +37,14 @@ function statusReason(text: string): string | undefined {
 export class KubeConfigObjectReader implements LiveObjectReader {
   constructor(
     private readonly kubeConfig: KubeConfig,
-    /** Resource plural for a group and kind (the audit's kind catalog). */
-    private readonly pluralOf: (group: string, kind: string) => string,
     private readonly timeoutMs = 10_000,
   ) {}
 
   async read(ref: LiveRef, signal?: AbortSignal): Promise<KubeObject | null> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new LiveReadError('kubeconfig has no current cluster');
-    const slash = ref.apiVersion.indexOf('/');
-    const group = slash === -1 ? '' : ref.apiVersion.slice(0, slash);
     const base = new URL(cluster.server);
-    const url = new URL(`${base.pathname.replace(/\/+$/, '')}${objectPath({ ...ref, plural: this.pluralOf(group, ref.kind) })}`, base);
+    const url = new URL(`${base.pathname.replace(/\/+$/, '')}${objectPath(ref)}`, base);
 
     const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
     await this.kubeConfig.applyToHTTPSOptions(options);

@@ -8,6 +8,8 @@ import type { KubeObject } from '../admission/types.js';
 export interface LiveRef {
   apiVersion: string;
   kind: string;
+  /** Resource plural (from the audit's kind catalog), for the URL. */
+  plural: string;
   name: string;
   /** Absent for cluster-scoped objects. */
   namespace?: string;

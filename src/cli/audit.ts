@@ -6,7 +6,7 @@ import { createRegistry } from '../actions/registry.js';
 import { runAuditCore, type ClusterAccess } from '../audit/audit.js';
 import type { InputSpec } from '../audit/input.js';
 import { renderTable, toJsonReport, writeJsonReport, type ChecksumKeySource } from '../audit/report.js';
-import { DEFAULT_NAMESPACE, DEFAULT_USER, KindCatalog } from '../audit/request.js';
+import { DEFAULT_NAMESPACE, DEFAULT_USER } from '../audit/request.js';
 import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
 import type { RuleSet } from '../rules/types.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
@@ -137,10 +137,9 @@ async function clusterAccess(path: string): Promise<ClusterAccess> {
     throw new SetupError(error instanceof Error ? error.message : String(error));
   }
   if (!kubeConfig) throw new SetupError(`kubeconfig ${path} has no cluster`);
-  const catalog = new KindCatalog();
   return {
     configs: new ClientNodeReader(kubeConfig),
-    objects: new KubeConfigObjectReader(kubeConfig, (group, kind) => catalog.lookup(group, kind).plural),
+    objects: new KubeConfigObjectReader(kubeConfig),
     description: kubeConfig.getCurrentCluster()?.server ?? 'configured',
   };
 }
