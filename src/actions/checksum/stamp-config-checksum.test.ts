@@ -273,6 +273,7 @@ describe('stampConfigChecksum: patches', () => {
     const outcome = await run(object);
     expect(outcome.patch).toBeUndefined();
     expect(outcome.warnings).toEqual([`pod template annotation ${A} was not written by gitops-guard; checksum not stamped`]);
+    expect(api.requests).toHaveLength(0);
   });
 
   it('uses the configured annotation key', async () => {

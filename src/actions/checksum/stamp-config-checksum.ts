@@ -92,21 +92,21 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
     const namespace = request.namespace;
     if (!namespace) throw new Error('config checksum needs a namespaced workload');
 
+    const location = locatePodTemplate(object);
+    if (!location) return {};
+    const current = ownString(annotationMap(location.template, false) ?? {}, params.annotation);
+    if (current !== undefined && !isChecksumValue(current)) {
+      // Someone else's annotation under this key: overwriting it would be a real GitOps diff.
+      return { warnings: [`pod template annotation ${params.annotation} was not written by gitops-guard; checksum not stamped`] };
+    }
+
     const result = await computeWorkloadChecksum(object, namespace, kube, settings.checksumKey, {
       timeoutMs: params.timeoutMs,
       readTimeoutMs: params.readTimeoutMs,
       includeImagePullSecrets: params.includeImagePullSecrets,
       signal,
     });
-    if (!result.location) return {};
-
     const warnings = result.missing.map((m) => missingWarning(m, namespace));
-    const current = ownString(annotationMap(result.location.template, false) ?? {}, params.annotation);
-    if (current !== undefined && !isChecksumValue(current)) {
-      // Someone else's annotation under this key: overwriting it would be a real GitOps diff.
-      warnings.push(`pod template annotation ${params.annotation} was not written by gitops-guard; checksum not stamped`);
-      return { warnings };
-    }
     logger.debug(
       { references: result.references.length, missing: result.missing.length, checksum: result.value, changed: current !== result.value },
       'config checksum computed',
