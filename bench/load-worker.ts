@@ -8,7 +8,8 @@ import { summarize, type LatencySummary } from './stats.js';
  * checks every answer.
  *
  * Usage: node load-worker.js JOB.json
- * Prints {"progress":N} lines while it runs (soak) and one {"result":...} line at the end.
+ * Prints {"phase":"measure"} when the warm-up is over, {"progress":N} lines while it runs (soak)
+ * and one {"result":...} line at the end.
  */
 
 export type Verify = 'admission' | 'any-allowed';
@@ -131,6 +132,7 @@ async function main(): Promise<void> {
     }));
 
   if (job.warmupSeconds > 0) await run(job, build(discard), false);
+  process.stdout.write(`${JSON.stringify({ phase: 'measure' })}\n`);
   const progress = (done: number): void => {
     process.stdout.write(`${JSON.stringify({ progress: done })}\n`);
   };

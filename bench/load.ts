@@ -8,11 +8,18 @@ export type { LoadJob, LoadResult } from './load-worker.js';
 
 let jobCounter = 0;
 
+export interface LoadHooks {
+  /** The warm-up is over and the measured phase starts. */
+  onMeasure?: () => void;
+  /** The running count of answers (when the job asks for progress). */
+  onProgress?: (done: number) => void;
+}
+
 /**
  * Runs one load job in a fresh load-generator process (bench/load-worker), pinned to `core`
- * when given. `onProgress` sees the running count of answers (when the job asks for progress).
+ * when given.
  */
-export async function runLoad(job: LoadJob, runDir: string, core: number | undefined, onProgress?: (done: number) => void): Promise<LoadResult> {
+export async function runLoad(job: LoadJob, runDir: string, core: number | undefined, hooks: LoadHooks = {}): Promise<LoadResult> {
   const jobFile = join(runDir, `load-job-${++jobCounter}.json`);
   writeFileSync(jobFile, JSON.stringify(job));
   const worker = startNode([join(BENCH_DIST_DIR, 'load-worker.js'), jobFile], core, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -26,13 +33,14 @@ export async function runLoad(job: LoadJob, runDir: string, core: number | undef
     while ((newline = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + 1);
-      let message: { progress?: number; result?: LoadResult };
+      let message: { phase?: string; progress?: number; result?: LoadResult };
       try {
         message = JSON.parse(line) as typeof message;
       } catch {
         continue;
       }
-      if (typeof message.progress === 'number') onProgress?.(message.progress);
+      if (message.phase === 'measure') hooks.onMeasure?.();
+      if (typeof message.progress === 'number') hooks.onProgress?.(message.progress);
       if (message.result) result = message.result;
     }
   });

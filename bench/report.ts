@@ -15,12 +15,28 @@ export interface Machine {
   /** Cores the server and the load generator were pinned to (null: not pinned). */
   serverCore: number | null;
   loadCore: number | null;
+  /** 1, 5 and 15 minute load averages when the run started (other work on the machine skews results). */
+  loadAverageAtStart: number[];
+}
+
+/** A load result plus what the server process did meanwhile (measured phase only). */
+export interface Measured extends LoadResult {
+  /** Largest RSS sampled (every 100 ms) during warm-up and measurement. */
+  maxRssBytes: number;
+  /** Server CPU time (user + system) during the measured phase. */
+  cpuMs: number;
+  /** Server CPU per answer: robust against other load on the machine, unlike requests/s. */
+  cpuPerRequestUs: number;
+  /** Server CPU time / wall time: near 1 means the server's core was the bottleneck. */
+  cpuUtilization: number;
+  /** Machine load average (1 min) before and after the measured phase. */
+  loadAverage1m: [number, number];
 }
 
 export interface PointResult {
   concurrency: number;
-  server: LoadResult & { maxRssBytes: number };
-  baseline?: LoadResult & { maxRssBytes: number };
+  server: Measured;
+  baseline?: Measured;
   /** server requests/s divided by the baseline's for the same bodies and concurrency. */
   throughputRatio?: number;
   /** The test Kubernetes API during this point (scenarios that read it). */
@@ -71,6 +87,8 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   argv: string[];
+  /** The CLI that was measured (repository-relative). */
+  cli: string;
   machine: Machine;
   options: { durationSeconds: number; warmupSeconds: number; concurrency: number[]; logLevel: string; scenarios: ScenarioId[] };
   rules: { source: string; addedChecksumRule: boolean };
@@ -97,7 +115,7 @@ function ms(value: number): string {
 
 /** The compact table: one row per scenario and concurrency. */
 export function formatTable(results: BenchResults): string {
-  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'peak RSS MiB'];
+  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'base us/req', 'cpu%'];
   const rows: string[][] = [];
   for (const scenario of results.scenarios) {
     for (const point of scenario.points) {
@@ -115,6 +133,9 @@ export function formatTable(results: BenchResults): string {
         point.baseline ? ms(point.baseline.latencyMs.p99) : '-',
         String(s.errors.total + (point.baseline?.errors.total ?? 0)),
         mib(s.maxRssBytes),
+        String(s.cpuPerRequestUs),
+        point.baseline ? String(point.baseline.cpuPerRequestUs) : '-',
+        String(Math.round(s.cpuUtilization * 100)),
       ]);
     }
   }

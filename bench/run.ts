@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { cpus, totalmem } from 'node:os';
-import { join, relative } from 'node:path';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateChecksumKey } from '../src/actions/checksum/key.js';
 import { testTls } from '../test/support/tls.js';
-import { runLoad, type LoadJob, type LoadResult } from './load.js';
+import { runLoad, type LoadJob } from './load.js';
 import { BENCH_DIST_DIR, CLI_PATH, CORPUS_DIR, DEFAULT_RULES_PATH, REPO_ROOT } from './paths.js';
-import { canPin, closeLog, openLog, readMemory, sampleRss, startNode, waitForFileLine, waitForLine, type Child } from './processes.js';
+import { canPin, closeLog, openLog, readCpuMs, readMemory, sampleRss, startNode, waitForFileLine, waitForLine, type Child } from './processes.js';
 import {
   evaluateTargets,
   formatSoak,
@@ -19,6 +19,7 @@ import {
   type AuditTiming,
   type BenchResults,
   type Machine,
+  type Measured,
   type PointResult,
   type ScenarioResult,
   type SoakResult,
@@ -48,6 +49,7 @@ const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
   --no-pin              do not pin processes to cores
   --out FILE            results JSON (default: bench/results.json, soak: bench/results-soak.json)
   --keep                keep the run directory (certificates, bodies, logs) under .tmp/
+  --cli FILE            the gitops-guard CLI to run (default: dist/cli/main.js), e.g. to compare two builds
 `;
 
 interface Options {
@@ -65,6 +67,7 @@ interface Options {
   pin: boolean;
   out: string;
   keep: boolean;
+  cli: string;
 }
 
 function parseOptions(argv: string[]): Options | 'help' {
@@ -86,6 +89,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'no-pin': { type: 'boolean' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
+      cli: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,17 +111,18 @@ function parseOptions(argv: string[]): Options | 'help' {
     scenarios: scenarios as ScenarioId[],
     concurrency: concurrency.map(Math.floor),
     durationSeconds: number(values['duration-s'], 'duration-s', smoke ? 0.3 : 5, 0.1),
-    warmupSeconds: number(values['warmup-s'], 'warmup-s', smoke ? 0.1 : 1, 0),
+    warmupSeconds: number(values['warmup-s'], 'warmup-s', smoke ? 0 : 1, 0),
     baseline: values['no-baseline'] !== true,
     auditRuns: Math.floor(number(values['audit-runs'], 'audit-runs', smoke || soak ? 0 : 5, 0)),
     soak,
-    soakRequests: Math.floor(number(values['soak-requests'], 'soak-requests', smoke ? 3000 : 200_000, 100)),
+    soakRequests: Math.floor(number(values['soak-requests'], 'soak-requests', smoke ? 1000 : 200_000, 100)),
     smoke,
     logLevel: values['log-level'] ?? 'info',
     cpuProf: values['cpu-prof'] === true,
     pin: values['no-pin'] !== true,
     out: values.out ?? join(REPO_ROOT, 'bench', soak ? 'results-soak.json' : 'results.json'),
     keep: values.keep === true,
+    cli: values.cli ? resolve(values.cli) : CLI_PATH,
   };
 }
 
@@ -219,7 +224,7 @@ async function startGitopsGuard(files: RunFiles, options: Options, cores: Cores,
   const profiling = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(REPO_ROOT, '.tmp', 'bench-prof')] : [];
   const args = [
     ...profiling,
-    CLI_PATH,
+    options.cli,
     'serve',
     '--port', '0',
     '--host', '127.0.0.1',
@@ -294,11 +299,33 @@ function loadJob(scenario: Scenario, files: RunFiles, port: number, connections:
   };
 }
 
-async function measure(child: Child, run: () => Promise<LoadResult>): Promise<LoadResult & { maxRssBytes: number }> {
+/** What the server process did during the measured phase of one load job. */
+async function measure(child: Child, job: LoadJob, files: RunFiles, cores: Cores, onMeasure?: () => void, onProgress?: (done: number) => void): Promise<Measured> {
   const sampler = sampleRss(child.pid, 100);
+  let cpuStart: number | null = null;
+  let wallStart = 0n;
+  let loadBefore = loadavg()[0]!;
   try {
-    const result = await run();
-    return { ...result, maxRssBytes: sampler.stop() };
+    const result = await runLoad(job, files.dir, cores.load, {
+      onMeasure: () => {
+        cpuStart = readCpuMs(child.pid);
+        wallStart = process.hrtime.bigint();
+        loadBefore = loadavg()[0]!;
+        onMeasure?.();
+      },
+      onProgress,
+    });
+    const cpuEnd = readCpuMs(child.pid);
+    const wallMs = Number(process.hrtime.bigint() - wallStart) / 1e6;
+    const cpuMs = cpuStart !== null && cpuEnd !== null ? cpuEnd - cpuStart : 0;
+    return {
+      ...result,
+      maxRssBytes: sampler.stop(),
+      cpuMs: Math.round(cpuMs),
+      cpuPerRequestUs: result.requests > 0 ? Math.round((cpuMs * 1000) / result.requests) : 0,
+      cpuUtilization: wallMs > 0 ? Math.round((cpuMs / wallMs) * 100) / 100 : 0,
+      loadAverage1m: [Math.round(loadBefore * 100) / 100, Math.round(loadavg()[0]! * 100) / 100],
+    };
   } finally {
     sampler.stop();
   }
@@ -316,17 +343,17 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
   try {
     startupRssBytes = readMemory(server.child.pid)?.rss ?? 0;
     await preflight(server.port, files.caFile, scenario);
-    if (api) await api.stats(); // start a fresh window
     for (const connections of options.concurrency) {
-      const result = await measure(server.child, () => runLoad(loadJob(scenario, files, server.port, connections, options, 'admission'), files.dir, cores.load));
+      // The API's statistics window starts with the measured phase (warm-up reads are left out).
+      let windowStart: Promise<unknown> | undefined;
+      const job = loadJob(scenario, files, server.port, connections, options, 'admission');
+      const result = await measure(server.child, job, files, cores, () => (windowStart = api?.stats()));
       const point: PointResult = { concurrency: connections, server: result };
       if (api) {
+        await windowStart;
         const stats = await api.stats();
-        const admissions = scenario.requests.filter((r) => r.path === '/mutate').length;
-        // Warm-up and measured requests both read; compare reads to all answers of the point.
-        point.api = { requests: stats.requests, readsPerAdmission: 0, serviceMs: stats.serviceMs };
-        const cycles = result.requests / scenario.requests.length;
-        point.api.readsPerAdmission = Math.round((stats.requests / Math.max(1, cycles * admissions)) * 100) / 100;
+        const mutations = (result.requests / scenario.requests.length) * scenario.requests.filter((r) => r.path === '/mutate').length;
+        point.api = { requests: stats.requests, readsPerAdmission: Math.round((stats.requests / Math.max(1, mutations)) * 100) / 100, serviceMs: stats.serviceMs };
       }
       points.push(point);
       log(`  ${scenario.id} c=${connections}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms, errors ${result.errors.total}, RSS ${mib(result.maxRssBytes)} MiB`);
@@ -343,7 +370,7 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
     const baseline = await startBaseline(files, cores);
     try {
       for (const point of points) {
-        const result = await measure(baseline.child, () => runLoad(loadJob(scenario, files, baseline.port, point.concurrency, options, 'any-allowed'), files.dir, cores.load));
+        const result = await measure(baseline.child, loadJob(scenario, files, baseline.port, point.concurrency, options, 'any-allowed'), files, cores);
         point.baseline = result;
         point.throughputRatio = Math.round((point.server.requestsPerSecond / Math.max(1e-9, result.requestsPerSecond)) * 1000) / 1000;
         log(`  ${scenario.id} baseline c=${point.concurrency}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms (ratio ${point.throughputRatio.toFixed(2)})`);
@@ -378,19 +405,28 @@ async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options,
       progressIntervalMs: 250,
     };
     const timeline: SoakResult['timeline'] = [];
-    const started = Date.now();
-    if (api) await api.stats();
+    let started = Date.now();
+    let windowStart: Promise<unknown> | undefined;
     let lastLogged = 0;
-    const load = await measure(server.child, () =>
-      runLoad(job, files.dir, cores.load, (done) => {
+    const load = await measure(
+      server.child,
+      job,
+      files,
+      cores,
+      () => {
+        started = Date.now();
+        windowStart = api?.stats();
+      },
+      (done) => {
         const memory = readMemory(server.child.pid);
         if (memory) timeline.push({ requests: done, rssBytes: memory.rss, seconds: (Date.now() - started) / 1000 });
         if (done - lastLogged >= options.soakRequests / 10) {
           lastLogged = done;
           log(`  soak: ${done} requests, RSS ${memory ? mib(memory.rss) : '?'} MiB`);
         }
-      }),
+      },
     );
+    await windowStart;
     const end = readMemory(server.child.pid);
     const peak = end?.peak ?? load.maxRssBytes;
     const measured = timeline.filter((t) => t.requests > 0);
@@ -414,8 +450,8 @@ async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options,
 }
 
 /** Wall time of `gitops-guard audit` over the whole corpus (a CI job's cost). */
-async function timeAudit(runs: number): Promise<AuditTiming> {
-  const args = [CLI_PATH, 'audit', '-f', CORPUS_DIR, '--format', 'json'];
+async function timeAudit(cli: string, runs: number): Promise<AuditTiming> {
+  const args = [cli, 'audit', '-f', CORPUS_DIR, '--format', 'json'];
   const walls: number[] = [];
   let exitCode: number | null = null;
   let objects: number | undefined;
@@ -449,6 +485,7 @@ function machine(cores: Cores): Machine {
     platform: `${process.platform}-${process.arch}`,
     serverCore: cores.server ?? null,
     loadCore: cores.load ?? null,
+    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
@@ -464,8 +501,8 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!existsSync(CLI_PATH)) {
-    process.stderr.write(`bench: ${relative(REPO_ROOT, CLI_PATH)} is missing; run "npm run build" first\n`);
+  if (!existsSync(options.cli)) {
+    process.stderr.write(`bench: ${relative(REPO_ROOT, options.cli)} is missing; run "npm run build" first\n`);
     return 2;
   }
 
@@ -481,6 +518,8 @@ async function main(): Promise<number> {
   notes.push('latency excludes each connection\'s first answer (TLS handshake); keep-alive connections as the API server uses');
   notes.push('autocannon does not verify the server certificate (it forces rejectUnauthorized: false); the handshake and encryption costs are real');
   if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing');
+  const [load1] = loadavg();
+  if (!options.smoke && load1! > 0.5) notes.push(`the machine was busy when the run started (load average ${load1!.toFixed(2)}): other work competes for both cores`);
   log(`bench: ${selected.length} scenario(s), concurrency ${options.concurrency.join(',')}, ${options.soak ? `${options.soakRequests} soak requests` : `${options.durationSeconds}s per point`}; ${notes[0]}`);
 
   const needsApi = selected.some((s) => s.apiReadsPerCycle > 0);
@@ -492,6 +531,7 @@ async function main(): Promise<number> {
     startedAt,
     finishedAt: startedAt,
     argv: process.argv.slice(2),
+    cli: relative(REPO_ROOT, options.cli),
     machine: machine(cores),
     options: { durationSeconds: options.durationSeconds, warmupSeconds: options.warmupSeconds, concurrency: options.concurrency, logLevel: options.logLevel, scenarios: selected.map((s) => s.id) },
     rules: { source: relative(REPO_ROOT, DEFAULT_RULES_PATH), addedChecksumRule: files.addedChecksumRule },
@@ -511,7 +551,7 @@ async function main(): Promise<number> {
     }
     if (options.auditRuns > 0) {
       log(`audit: ${options.auditRuns} runs over the corpus`);
-      results.audit = await timeAudit(options.auditRuns);
+      results.audit = await timeAudit(options.cli, options.auditRuns);
     }
   } finally {
     if (api) await api.child.stop();
