@@ -413,4 +413,17 @@ describe('gitops-guard audit: the built CLI', () => {
     expect(report.summary.objects).toBe(38);
     expect(report.duplicates.length).toBe(19);
   });
+
+  it('keeps its exit code when the reader goes away early (| head)', async () => {
+    const child = spawn(process.execPath, [main, 'audit', '--format', 'json', '--app', `a=${INGRESS}`, '--app', `b=${INGRESS}`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(Buffer.concat(err).toString()).toBe('');
+    expect(code).toBe(1);
+  });
 });

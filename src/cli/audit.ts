@@ -144,11 +144,27 @@ async function clusterAccess(path: string): Promise<ClusterAccess> {
   };
 }
 
+/**
+ * Writes with backpressure. A reader that goes away (`| head`) is not an error of the audit: the
+ * rest of the output is dropped and the exit code still reflects the findings.
+ */
 function writer(stream: NodeJS.WritableStream): (text: string) => Promise<void> {
+  let closed = false;
+  stream.on('error', () => {
+    closed = true;
+  });
   return (text) =>
     new Promise<void>((resolve) => {
-      if (stream.write(text)) resolve();
-      else stream.once('drain', () => resolve());
+      if (closed || stream.write(text)) return resolve();
+      const done = (): void => {
+        stream.off('drain', done);
+        stream.off('error', done);
+        stream.off('close', done);
+        resolve();
+      };
+      stream.once('drain', done);
+      stream.once('error', done);
+      stream.once('close', done);
     });
 }
 
