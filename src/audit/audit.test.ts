@@ -202,6 +202,18 @@ describe('runAuditCore: config checksums', () => {
     expect(changed.web.checksums[0]!.value).not.toBe(web.checksums[0]!.value);
   });
 
+  it('reports a checksum the manifest already carries as current', async () => {
+    const first = await runAuditCore(options({ inputs: [{ path: file(deployment('web', 'cfg'), configMap('cfg', { a: '1' })) }] }));
+    const value = first.objects[0]!.renderings[0]!.checksums[0]!.value!;
+    const stamped = deployment('web', 'cfg');
+    (stamped.spec as { template: { metadata: Record<string, unknown> } }).template.metadata.annotations = { 'gitops-guard.dev/config-checksum': value };
+    const again = await runAuditCore(options({ inputs: [{ path: file(stamped, configMap('cfg', { a: '1' })) }] }));
+    const rendering = again.objects[0]!.renderings[0]!;
+    expect(rendering.checksums).toEqual([{ rule: 'checksum', mode: 'enforce', annotation: 'gitops-guard.dev/config-checksum', status: 'current', value }]);
+    expect(rendering.patch).toEqual([]);
+    expect(again.summary.checksums).toEqual({ stamped: 0, current: 1, failed: 0 });
+  });
+
   it('offline, a source missing from the input is absent: reported, and the action warns', async () => {
     const path = file(deployment('lonely', 'nowhere'));
     const result = await runAuditCore(options({ inputs: [{ path }] }));

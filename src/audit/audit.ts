@@ -221,6 +221,7 @@ function podTemplateAnnotation(object: KubeObject, annotation: string): string |
  */
 function checksumFindings(object: KubeObject, mutate: Evaluation, checksumRules: ReadonlyMap<string, string>): ChecksumFinding[] {
   const findings: ChecksumFinding[] = [];
+  if (!mutate.results.some((r) => checksumRules.has(r.rule) && r.result !== 'skipped')) return findings;
   let working = object;
   for (const result of mutate.results) {
     const annotation = checksumRules.get(result.rule);
