@@ -8,10 +8,16 @@ import { testTls } from './tls.js';
 
 /**
  * A small HTTPS server that speaks the Kubernetes REST API for what gitops-guard uses, so tests
- * run the real @kubernetes/client-node against it. Today: GET of namespaced objects (core and
- * named groups), bearer-token authentication, real `Status` bodies, programmable faults and a
- * request log. Objects live in one generic store keyed by group, resource, namespace and name,
- * with a cluster-wide resourceVersion counter, so LIST, WATCH and PATCH can be added on top.
+ * run the real @kubernetes/client-node against it: GET of namespaced objects (core and named
+ * groups), LIST of namespaced and cluster-wide collections (with the list's resourceVersion),
+ * WATCH streams (newline-delimited events after a resourceVersion, from a bounded history; an
+ * expired resourceVersion gets a `410 Expired` ERROR event like the real API server), PATCH
+ * (JSON merge patch; a strategic merge patch is treated the same, which is exact for the maps
+ * gitops-guard patches) with a `metadata.resourceVersion` precondition, POST (create, 409
+ * AlreadyExists) and PUT (replace, 409 Conflict on a stale resourceVersion), API group discovery,
+ * bearer-token authentication, real `Status` bodies, programmable faults and a request log.
+ * Objects live in one generic store keyed by group, resource, namespace and name, with a
+ * cluster-wide resourceVersion counter.
  */
 
 /** A resource type the server knows: how kinds map to URL plurals. */
@@ -30,7 +36,41 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: 'apps', kind: 'DaemonSet', plural: 'daemonsets', namespaced: true },
   { group: 'batch', kind: 'CronJob', plural: 'cronjobs', namespaced: true },
   { group: 'argoproj.io', kind: 'Rollout', plural: 'rollouts', namespaced: true },
+  { group: 'coordination.k8s.io', kind: 'Lease', plural: 'leases', namespaced: true },
+  { group: '', kind: 'Event', plural: 'events', namespaced: true },
 ];
+
+/** The version the server reports for each group (discovery and list `apiVersion`). */
+const GROUP_VERSIONS: Record<string, string> = {
+  '': 'v1',
+  apps: 'v1',
+  batch: 'v1',
+  'argoproj.io': 'v1alpha1',
+  'coordination.k8s.io': 'v1',
+  'events.k8s.io': 'v1',
+};
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** One change in the store, as WATCH streams it. */
+export interface StoredEvent {
+  type: WatchEventType;
+  resourceVersion: number;
+  group: string;
+  plural: string;
+  namespace: string;
+  object: KubeObject;
+}
+
+/** A PATCH the server applied (or refused), for assertions. */
+export interface RecordedPatch {
+  path: string;
+  contentType: string;
+  fieldManager?: string;
+  body: unknown;
+  /** HTTP status of the answer. */
+  status: number;
+}
 
 /** What to do to matching requests instead of (or before) answering normally. */
 export interface Fault {
@@ -59,11 +99,15 @@ export interface RecordedRequest {
   authorized: boolean;
   /** Set when the client went away before the answer was complete (e.g. it timed out). */
   abandoned?: boolean;
+  /** Request body (parsed JSON when it is JSON), for POST, PUT and PATCH. */
+  body?: unknown;
 }
 
 export interface KubeApiServerOptions {
   token?: string;
   resources?: readonly ResourceType[];
+  /** How many store events WATCH can replay; older resourceVersions get 410 Expired (default 1000). */
+  historyLimit?: number;
 }
 
 export interface Status {
@@ -84,6 +128,9 @@ const STATUS_REASONS: Record<number, string> = {
   404: 'NotFound',
   405: 'MethodNotAllowed',
   409: 'Conflict',
+  410: 'Expired',
+  415: 'UnsupportedMediaType',
+  422: 'Invalid',
   429: 'TooManyRequests',
   500: 'InternalError',
   503: 'ServiceUnavailable',
@@ -94,6 +141,19 @@ interface Target {
   resource: ResourceType;
   namespace: string;
   name: string;
+}
+
+/** A collection: `namespace` undefined means all namespaces. */
+interface CollectionTarget {
+  resource: ResourceType;
+  namespace: string | undefined;
+}
+
+interface OpenWatch {
+  res: ServerResponse;
+  group: string;
+  plural: string;
+  namespace: string | undefined;
 }
 
 interface ArmedFault extends Fault {
@@ -117,6 +177,13 @@ export class KubeApiServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly cleanups: (() => void)[] = [];
   private resourceVersion = 1000;
+  /** Recent store changes, oldest first; WATCH replays from here. */
+  private readonly history: StoredEvent[] = [];
+  /** Watches from a resourceVersion below this get 410 Expired. */
+  private compactedBelow = 0;
+  private readonly watches = new Set<OpenWatch>();
+  /** Every PATCH, in order. */
+  readonly patches: RecordedPatch[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -124,6 +191,7 @@ export class KubeApiServer {
     readonly token: string,
     readonly caPem: string,
     private readonly resources: readonly ResourceType[],
+    private readonly historyLimit: number,
   ) {}
 
   static async start(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
@@ -136,7 +204,7 @@ export class KubeApiServer {
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    instance = new KubeApiServer(server, `https://127.0.0.1:${port}`, token, tls.caPem, options.resources ?? DEFAULT_RESOURCES);
+    instance = new KubeApiServer(server, `https://127.0.0.1:${port}`, token, tls.caPem, options.resources ?? DEFAULT_RESOURCES, options.historyLimit ?? 1000);
     return instance;
   }
 
@@ -165,13 +233,21 @@ export class KubeApiServer {
     const key = storeKey(resource.group, resource.plural, namespace, name);
     const previous = this.objects.get(key);
     const stored = structuredClone(object);
-    stored.metadata = {
+    const metadata: Record<string, unknown> = {
       ...stored.metadata,
       uid: previous?.metadata?.uid ?? randomUUID(),
       creationTimestamp: previous?.metadata?.['creationTimestamp'] ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       resourceVersion: String(++this.resourceVersion),
     };
+    if (stored['spec'] !== undefined) {
+      // Like the API server: generation counts spec changes (status and metadata do not count).
+      const before = previous?.metadata?.['generation'];
+      const changed = previous === undefined || JSON.stringify(previous['spec']) !== JSON.stringify(stored['spec']);
+      metadata['generation'] = typeof before === 'number' ? before + (changed ? 1 : 0) : 1;
+    }
+    stored.metadata = metadata;
     this.objects.set(key, stored);
+    this.record(previous ? 'MODIFIED' : 'ADDED', resource, namespace, stored);
     return structuredClone(stored);
   }
 
@@ -183,9 +259,91 @@ export class KubeApiServer {
 
   delete(apiVersion: string, kind: string, namespace: string, name: string): boolean {
     const resource = this.resourceFor(apiVersion, kind);
-    const deleted = this.objects.delete(storeKey(resource.group, resource.plural, resource.namespaced ? namespace : '', name));
-    if (deleted) this.resourceVersion++;
-    return deleted;
+    const ns = resource.namespaced ? namespace : '';
+    const key = storeKey(resource.group, resource.plural, ns, name);
+    const previous = this.objects.get(key);
+    if (!previous) return false;
+    this.objects.delete(key);
+    const gone = structuredClone(previous);
+    gone.metadata = { ...gone.metadata, resourceVersion: String(++this.resourceVersion) };
+    this.record('DELETED', resource, ns, gone);
+    return true;
+  }
+
+  /** Every stored object of a kind (all namespaces unless one is given), sorted by namespace and name. */
+  list(apiVersion: string, kind: string, namespace?: string): KubeObject[] {
+    const resource = this.resourceFor(apiVersion, kind);
+    return this.collection(resource, namespace).map((o) => structuredClone(o));
+  }
+
+  /** The store's current resourceVersion (what a LIST reports). */
+  get currentResourceVersion(): string {
+    return String(this.resourceVersion);
+  }
+
+  /** The store's change history that WATCH replays (oldest first). */
+  get events(): readonly StoredEvent[] {
+    return this.history;
+  }
+
+  private collection(resource: ResourceType, namespace: string | undefined): KubeObject[] {
+    const prefix = `${resource.group}/${resource.plural}/${namespace === undefined ? '' : `${namespace}/`}`;
+    return [...this.objects.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, object]) => object);
+  }
+
+  private record(type: WatchEventType, resource: ResourceType, namespace: string, object: KubeObject): void {
+    const event: StoredEvent = { type, resourceVersion: this.resourceVersion, group: resource.group, plural: resource.plural, namespace, object: structuredClone(object) };
+    this.history.push(event);
+    while (this.history.length > this.historyLimit) {
+      const dropped = this.history.shift()!;
+      this.compactedBelow = dropped.resourceVersion;
+    }
+    for (const watch of this.watches) {
+      if (watch.group === event.group && watch.plural === event.plural && (watch.namespace === undefined || watch.namespace === namespace)) {
+        writeEvent(watch.res, event.type, event.object);
+      }
+    }
+  }
+
+  // ---- watch control ----
+
+  /** Forgets the change history: a WATCH from any resourceVersion seen so far gets 410 Expired. */
+  compact(): void {
+    this.history.length = 0;
+    this.compactedBelow = this.resourceVersion;
+  }
+
+  /** Open WATCH streams (optionally only those on one resource plural). */
+  openWatches(plural?: string): number {
+    return [...this.watches].filter((w) => plural === undefined || w.plural === plural).length;
+  }
+
+  /**
+   * Ends every open WATCH stream: `graceful` ends the response like an API server's watch timeout;
+   * otherwise the connection is destroyed mid-stream (a dropped connection).
+   */
+  dropWatches(graceful = false): number {
+    const open = [...this.watches];
+    this.watches.clear();
+    for (const watch of open) {
+      if (graceful) watch.res.end();
+      else watch.res.socket?.destroy();
+    }
+    return open.length;
+  }
+
+  /** Sends a `410 Expired` ERROR event on every open WATCH stream and ends it, as an API server does after compaction. */
+  expireWatches(): number {
+    const open = [...this.watches];
+    this.watches.clear();
+    for (const watch of open) {
+      writeEvent(watch.res, 'ERROR', expiredStatus(this.compactedBelow));
+      watch.res.end();
+    }
+    return open.length;
   }
 
   // ---- faults and the request log ----
@@ -210,6 +368,7 @@ export class KubeApiServer {
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.dropWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const cleanup of this.cleanups.splice(0)) cleanup();
@@ -245,7 +404,27 @@ export class KubeApiServer {
     res.on('close', () => {
       if (!res.writableFinished) record.abandoned = true;
     });
-    req.resume();
+    if (method === 'GET' || method === 'DELETE' || method === 'HEAD') {
+      req.resume();
+      this.dispatch(req, res, url, method, authorized, undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown = text;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        // kept as text; answered 400 where JSON is required
+      }
+      record.body = body;
+      this.dispatch(req, res, url, method, authorized, body);
+    });
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, url: URL, method: string, authorized: boolean, body: unknown): void {
     if (!authorized) {
       send(res, 401, status(401, 'Unauthorized'));
       return;
@@ -266,7 +445,19 @@ export class KubeApiServer {
         send(res, fault.status, faultStatus(fault.status, method, target));
         return;
       }
-      this.serve(method, url.pathname, target, res);
+      if (!target) {
+        const collection = this.routeCollection(url.pathname);
+        if (collection) {
+          this.serveCollection(method, url, collection, body, res);
+          return;
+        }
+        const discovery = this.discovery(url.pathname);
+        if (discovery && method === 'GET') {
+          send(res, 200, discovery);
+          return;
+        }
+      }
+      this.serve(method, url, target, body, req, res);
     };
     if (fault?.latencyMs) this.later(fault.latencyMs, answer);
     else answer();
@@ -292,23 +483,239 @@ export class KubeApiServer {
     return resource ? { resource, namespace, name } : undefined;
   }
 
-  private serve(method: string, path: string, target: Target | undefined, res: ServerResponse): void {
+  /** `/api/v1[/namespaces/{ns}]/{plural}` or `/apis/{group}/{version}[/namespaces/{ns}]/{plural}`. */
+  private routeCollection(path: string): CollectionTarget | undefined {
+    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    let group: string;
+    let rest: string[];
+    if (parts[0] === 'api' && parts[1] === 'v1') {
+      group = '';
+      rest = parts.slice(2);
+    } else if (parts[0] === 'apis' && parts.length >= 3) {
+      group = parts[1]!;
+      rest = parts.slice(3);
+    } else {
+      return undefined;
+    }
+    let namespace: string | undefined;
+    let plural: string;
+    if (rest.length === 3 && rest[0] === 'namespaces') {
+      namespace = rest[1]!;
+      plural = rest[2]!;
+    } else if (rest.length === 1) {
+      plural = rest[0]!;
+    } else {
+      return undefined;
+    }
+    const resource = this.resources.find((r) => r.group === group && r.plural === plural);
+    return resource ? { resource, namespace } : undefined;
+  }
+
+  /** `/apis/{group}/{version}`: an APIResourceList when some resource of the group is served (else 404). */
+  private discovery(path: string): unknown {
+    const parts = path.split('/').filter(Boolean);
+    if (parts.length !== 3 || parts[0] !== 'apis') return undefined;
+    const [, group, version] = parts as [string, string, string];
+    const resources = this.resources.filter((r) => r.group === group);
+    if (resources.length === 0 || (GROUP_VERSIONS[group] ?? 'v1') !== version) return undefined;
+    return {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: `${group}/${version}`,
+      resources: resources.map((r) => ({
+        name: r.plural,
+        singularName: r.kind.toLowerCase(),
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+      })),
+    };
+  }
+
+  private serveCollection(method: string, url: URL, target: CollectionTarget, body: unknown, res: ServerResponse): void {
+    const { resource, namespace } = target;
+    if (method === 'GET' && ['true', '1'].includes(url.searchParams.get('watch') ?? '')) {
+      this.serveWatch(url, target, res);
+      return;
+    }
+    if (method === 'GET') {
+      const version = GROUP_VERSIONS[resource.group] ?? 'v1';
+      send(res, 200, {
+        kind: `${resource.kind}List`,
+        apiVersion: resource.group ? `${resource.group}/${version}` : version,
+        metadata: { resourceVersion: String(this.resourceVersion) },
+        items: this.collection(resource, namespace),
+      });
+      return;
+    }
+    if (method === 'POST' && namespace !== undefined) {
+      this.create(resource, namespace, body, res);
+      return;
+    }
+    send(res, 405, status(405, 'the server does not allow this method on the requested resource'));
+  }
+
+  private create(resource: ResourceType, namespace: string, body: unknown, res: ServerResponse): void {
+    if (!isObject(body)) {
+      send(res, 400, status(400, 'the body of the request was not a JSON object'));
+      return;
+    }
+    const object = structuredClone(body) as KubeObject;
+    const metadata = { ...(object.metadata ?? {}) };
+    if (!metadata.name && typeof metadata.generateName === 'string') metadata.name = `${metadata.generateName}${randomBytes(3).toString('hex').slice(0, 5)}`;
+    if (!metadata.name) {
+      send(res, 422, status(422, `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`));
+      return;
+    }
+    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
+      send(res, 400, status(400, 'the namespace of the provided object does not match the namespace sent on the request'));
+      return;
+    }
+    const name = metadata.name;
+    if (this.objects.has(storeKey(resource.group, resource.plural, namespace, name))) {
+      const body409 = status(409, `${qualified(resource)} "${name}" already exists`, { name, group: resource.group, kind: resource.plural });
+      body409.reason = 'AlreadyExists';
+      send(res, 409, body409);
+      return;
+    }
+    delete metadata.resourceVersion;
+    const version = GROUP_VERSIONS[resource.group] ?? 'v1';
+    send(res, 201, this.put({ ...object, apiVersion: object.apiVersion ?? (resource.group ? `${resource.group}/${version}` : version), kind: resource.kind, metadata: { ...metadata, namespace } }));
+  }
+
+  private serveWatch(url: URL, target: CollectionTarget, res: ServerResponse): void {
+    const from = url.searchParams.get('resourceVersion');
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    const { resource, namespace } = target;
+    const matches = (e: StoredEvent) => e.group === resource.group && e.plural === resource.plural && (namespace === undefined || e.namespace === namespace);
+    if (from && from !== '0') {
+      const since = Number(from);
+      if (!Number.isFinite(since) || since < this.compactedBelow) {
+        writeEvent(res, 'ERROR', expiredStatus(this.compactedBelow));
+        res.end();
+        return;
+      }
+      for (const event of this.history) if (event.resourceVersion > since && matches(event)) writeEvent(res, event.type, event.object);
+    } else {
+      // No resourceVersion: the current state as ADDED events, then changes.
+      for (const object of this.collection(resource, namespace)) writeEvent(res, 'ADDED', object);
+    }
+    const watch: OpenWatch = { res, group: resource.group, plural: resource.plural, namespace };
+    this.watches.add(watch);
+    res.on('close', () => this.watches.delete(watch));
+  }
+
+  private serve(method: string, url: URL, target: Target | undefined, body: unknown, req: IncomingMessage, res: ServerResponse): void {
+    const path = url.pathname;
     if (!target) {
       send(res, 404, status(404, `the server could not find the requested resource (${method} ${path})`));
       return;
     }
-    if (method !== 'GET') {
-      send(res, 405, status(405, `the server does not allow this method on the requested resource`));
-      return;
-    }
     const { resource, namespace, name } = target;
-    const object = this.objects.get(storeKey(resource.group, resource.plural, namespace, name));
-    if (!object) {
-      send(res, 404, status(404, `${qualified(resource)} "${name}" not found`, { name, group: resource.group, kind: resource.plural }));
-      return;
+    const key = storeKey(resource.group, resource.plural, namespace, name);
+    const object = this.objects.get(key);
+    const notFound = () => send(res, 404, status(404, `${qualified(resource)} "${name}" not found`, { name, group: resource.group, kind: resource.plural }));
+    const conflict = () =>
+      send(
+        res,
+        409,
+        status(409, `Operation cannot be fulfilled on ${qualified(resource)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, {
+          name,
+          group: resource.group,
+          kind: resource.plural,
+        }),
+      );
+    switch (method) {
+      case 'GET':
+        if (!object) notFound();
+        else send(res, 200, object);
+        return;
+      case 'PUT': {
+        if (!isObject(body)) {
+          send(res, 400, status(400, 'the body of the request was not a JSON object'));
+          return;
+        }
+        if (!object) {
+          notFound();
+          return;
+        }
+        const replacement = structuredClone(body) as KubeObject;
+        const sent = replacement.metadata?.resourceVersion;
+        if (sent !== undefined && sent !== object.metadata?.resourceVersion) {
+          conflict();
+          return;
+        }
+        send(res, 200, this.put({ ...replacement, metadata: { ...replacement.metadata, name, ...(resource.namespaced ? { namespace } : {}) } }));
+        return;
+      }
+      case 'PATCH': {
+        const contentType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        const recorded: RecordedPatch = { path, contentType, body, status: 0, ...(url.searchParams.get('fieldManager') ? { fieldManager: url.searchParams.get('fieldManager')! } : {}) };
+        this.patches.push(recorded);
+        const answer = (code: number, value: unknown) => {
+          recorded.status = code;
+          send(res, code, value);
+        };
+        if (contentType !== 'application/merge-patch+json' && contentType !== 'application/strategic-merge-patch+json') {
+          answer(415, status(415, `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
+          return;
+        }
+        if (!isObject(body)) {
+          answer(400, status(400, 'the body of the request was not a JSON object'));
+          return;
+        }
+        if (!object) {
+          answer(404, status(404, `${qualified(resource)} "${name}" not found`, { name, group: resource.group, kind: resource.plural }));
+          return;
+        }
+        const precondition = isObject(body['metadata']) ? body['metadata']['resourceVersion'] : undefined;
+        if (precondition !== undefined && precondition !== object.metadata?.resourceVersion) {
+          recorded.status = 409;
+          conflict();
+          return;
+        }
+        const merged = mergePatch(structuredClone(object), body) as KubeObject;
+        merged.metadata = { ...merged.metadata, name, ...(resource.namespaced ? { namespace } : {}) };
+        answer(200, this.put(merged));
+        return;
+      }
+      case 'DELETE':
+        if (!object) notFound();
+        else {
+          this.delete(object.apiVersion ?? '', resource.kind, namespace, name);
+          send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: resource.group, kind: resource.plural } });
+        }
+        return;
+      default:
+        send(res, 405, status(405, `the server does not allow this method on the requested resource`));
     }
-    send(res, 200, object);
   }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** RFC 7386 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return structuredClone(patch);
+  const result: Record<string, unknown> = isObject(target) ? target : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+function writeEvent(res: ServerResponse, type: string, object: unknown): void {
+  if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ type, object })}\n`);
+}
+
+function expiredStatus(oldest: number): Status {
+  const body = status(410, `too old resource version: requested is older than ${oldest}`);
+  body.reason = 'Expired';
+  return body;
 }
 
 function qualified(resource: ResourceType): string {
