@@ -1,0 +1,235 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { createRegistry } from '../src/actions/registry.js';
+import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import { parseRuleSet } from '../src/rules/load.js';
+import { ruleSetSchema } from '../src/rules/schema.js';
+import { WEBHOOK_PATHS } from '../src/server/app.js';
+import { createMetrics } from '../src/server/metrics.js';
+import { testApp } from './support/app.js';
+import { applyResponsePatch, reviewFor } from './support/review.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const doc = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8');
+
+/** Fenced code blocks of one language. */
+function fenced(markdown: string, language: string): string[] {
+  return [...markdown.matchAll(new RegExp('^```' + language + '\\n([\\s\\S]*?)^```$', 'gm'))].map((m) => m[1]!);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/rules.md against ruleSetSchema()
+
+type Schema = {
+  type?: string;
+  const?: unknown;
+  enum?: unknown[];
+  default?: unknown;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+};
+
+/** Every field path of the schema, e.g. `rules[].match.kinds[].group`; action params are separate. */
+function schemaFields(schema: Schema, prefix = ''): Map<string, Schema> {
+  const fields = new Map<string, Schema>();
+  for (const [name, child] of Object.entries(schema.properties ?? {})) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    fields.set(path, child);
+    if (path.endsWith('action.params')) continue;
+    for (const [p, s] of schemaFields(child, path)) fields.set(p, s);
+  }
+  if (schema.items) for (const [p, s] of schemaFields(schema.items, `${prefix}[]`)) fields.set(p, s);
+  return fields;
+}
+
+interface Row {
+  path: string;
+  type: string;
+  default: string;
+  line: string;
+}
+
+/** Rows `| \`path\` | type | default | description |` of the tables in `markdown`. */
+function tableRows(markdown: string): Row[] {
+  return markdown
+    .split('\n')
+    .filter((line) => /^\| `[^`]+` \|/.test(line))
+    .map((line) => {
+      const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+      return { path: cells[0]!.replace(/^`|`$/g, ''), type: cells[1]!, default: cells[2]!, line };
+    });
+}
+
+/** The part of `markdown` under a heading, up to the next heading of the same or a higher level. */
+function sections(markdown: string, level: number): Map<string, string> {
+  const result = new Map<string, string>();
+  const hashes = '#'.repeat(level);
+  const parts = markdown.split(new RegExp(`^(?=#{1,${level}} )`, 'm'));
+  for (const part of parts) {
+    const heading = new RegExp(`^${hashes} (.+)\\n`).exec(part);
+    if (heading) result.set(heading[1]!.trim(), part);
+  }
+  return result;
+}
+
+function checkRow(row: Row | undefined, path: string, schema: Schema): void {
+  expect(row, `docs/rules.md documents \`${path}\``).toBeDefined();
+  const expectedDefault = schema.default === undefined ? '—' : `\`${JSON.stringify(schema.default)}\``;
+  expect(row!.default, `default of ${path}`).toBe(expectedDefault);
+  const values = schema.const !== undefined ? [schema.const] : (schema.enum ?? schema.items?.enum);
+  for (const value of values ?? []) expect(row!.type, `${path} lists ${String(value)}`).toContain(`\`${String(value)}\``);
+  if (schema.const !== undefined) expect(row!.type).toMatch(/^const /);
+  else if (schema.enum) expect(row!.type).toMatch(/^one of /);
+  else expect(row!.type.split(' ')[0], `type of ${path}`).toBe(schema.type);
+}
+
+describe('docs/rules.md', () => {
+  const markdown = doc('rules.md');
+  const registry = createRegistry();
+
+  it('documents every RuleSet field with its type, default and allowed values, and nothing else', () => {
+    const fields = schemaFields(ruleSetSchema(registry) as Schema);
+    const rows = tableRows(markdown.split('\n## Actions')[0]!);
+    expect(rows.map((r) => r.path).sort()).toEqual([...fields.keys()].sort());
+    for (const [path, schema] of fields) checkRow(rows.find((r) => r.path === path), path, schema);
+    // The action type list names every registered action.
+    const actionRow = rows.find((r) => r.path === 'rules[].action.type')!;
+    for (const name of registry.keys()) expect(actionRow.line).toContain(`\`${name}\``);
+  });
+
+  it('documents every action, in its webhook phase, with every parameter', () => {
+    const actions = [...sections(markdown, 3)].filter(([heading]) => /^`\w+` \((mutate|validate)\)$/.test(heading));
+    expect(actions.map(([heading]) => heading).sort()).toEqual([...registry.values()].map((a) => `\`${a.name}\` (${a.phase})`).sort());
+    for (const [heading, text] of actions) {
+      const action = registry.get(/^`(\w+)`/.exec(heading)![1]!)!;
+      const fields = schemaFields(action.paramsSchema as Schema, 'params');
+      const rows = tableRows(text);
+      expect(rows.map((r) => r.path).sort(), action.name).toEqual([...fields.keys()].sort());
+      for (const [path, schema] of fields) checkRow(rows.find((r) => r.path === path), `${action.name} ${path}`, schema);
+    }
+  });
+
+  it('has examples that load as they are, covering every action', () => {
+    const examples = fenced(markdown, 'yaml').filter((block) => /^kind: RuleSet$/m.test(block));
+    expect(examples.length).toBeGreaterThanOrEqual(3);
+    const used = new Set<string>();
+    examples.forEach((example, i) => {
+      const ruleSet = parseRuleSet(example, `docs/rules.md example ${i + 1}`, registry);
+      for (const rule of ruleSet.rules) used.add(rule.action.type);
+    });
+    expect([...used].sort()).toEqual([...registry.keys()].sort());
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const VALIDATING_WEBHOOK = (() => {
+  const config = parse(readFileSync(join(ROOT, 'manifests', 'base', 'validating-webhook.yaml'), 'utf8')) as { webhooks: { name: string }[] };
+  expect(config.webhooks).toHaveLength(1);
+  return config.webhooks[0]!.name;
+})();
+
+async function admit(app: ReturnType<typeof testApp>['app'], phase: 'mutate' | 'validate', review: AdmissionReview) {
+  const answer = await request(app).post(WEBHOOK_PATHS[phase]).set('content-type', 'application/json').send(review);
+  expect(answer.status).toBe(200);
+  return answer.body.response as { allowed: boolean; patch?: string; status?: { message: string } };
+}
+
+/** What kubectl prints after `Error from server (Forbidden): ` for a denial by the validating webhook. */
+const denialLine = (message: string) => `admission webhook "${VALIDATING_WEBHOOK}" denied the request: ${message}`;
+
+describe('docs/install.md', () => {
+  const markdown = doc('install.md');
+
+  it('shows the duplicate-owner denial exactly as the server words it', async () => {
+    // The walkthrough: one ClusterRole applied with Argo CD label tracking for team-a, then
+    // re-applied by team-b. Objects as the API server would send them after `kubectl apply`.
+    const { app } = testApp();
+    const yamlBlocks = fenced(markdown, 'yaml');
+    const roles = yamlBlocks
+      .flatMap((block) => parseAllDocuments(block).map((d) => d.toJS() as KubeObject))
+      .filter((o) => o?.kind === 'ClusterRole' && o.metadata?.name === 'gitops-guard-demo');
+    expect(roles.map((r) => r.metadata!.labels!['app.kubernetes.io/instance'])).toEqual(['team-a', 'team-b']);
+    const created = await admit(app, 'mutate', reviewFor(roles[0]!));
+    const live = applyResponsePatch(roles[0]!, created.patch);
+    expect(live.metadata!.annotations!['gitops-guard.dev/owner']).toBe('argocd:team-a');
+    // kubectl apply (client side) merges the new labels into the live object.
+    const incoming = structuredClone(live);
+    incoming.metadata!.labels = { ...incoming.metadata!.labels, ...roles[1]!.metadata!.labels };
+    const mutated = await admit(app, 'mutate', reviewFor(incoming, { operation: 'UPDATE', oldObject: live }));
+    const final = applyResponsePatch(incoming, mutated.patch);
+    const verdict = await admit(app, 'validate', reviewFor(final, { operation: 'UPDATE', oldObject: live }));
+    expect(verdict.allowed).toBe(false);
+    expect(markdown).toContain(denialLine(verdict.status!.message));
+  });
+
+  it('refers only to files and kustomizations that exist', () => {
+    for (const [, path] of markdown.matchAll(/\b((?:manifests|hack|docs|rules)\/[\w./-]*[\w/])/g)) {
+      expect(existsSync(join(ROOT, path!)), path).toBe(true);
+    }
+    const kustomizations = [...markdown.matchAll(/kubectl (?:apply|delete|kustomize) (?:--server-side )?-k (manifests\S*)/g)].map((m) => m[1]!);
+    expect(kustomizations.length).toBeGreaterThan(0);
+    for (const dir of kustomizations) expect(existsSync(join(ROOT, dir, 'kustomization.yaml')), dir).toBe(true);
+  });
+});
+
+describe('docs/argocd.md', () => {
+  const markdown = doc('argocd.md');
+
+  it('shows the denied sync message for the Airflow example exactly as the server words it', async () => {
+    const { app } = testApp();
+    const review = JSON.parse(readFileSync(join(ROOT, 'examples', 'clusterrolebinding-second-owner.json'), 'utf8')) as AdmissionReview;
+    const verdict = await admit(app, 'validate', review);
+    expect(verdict.allowed).toBe(false);
+    expect(markdown).toContain(denialLine(verdict.status!.message));
+  });
+
+  it('covers the interactions the issue lists', () => {
+    for (const topic of ['IncludeMutationWebhook=true', 'ServerSideDiff=true', 'SharedResourceWarning', 'resourceTrackingMethod', 'sync-wave', 'webserverSecretKeySecretName', 'ServerSideApply=true']) {
+      expect(markdown, topic).toContain(topic);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('docs/operations.md', () => {
+  const markdown = doc('operations.md');
+  const registered = async () => (await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name);
+
+  it('documents every gitops-guard metric, and names no metric that does not exist', async () => {
+    const names = await registered();
+    expect(names.length).toBeGreaterThan(5);
+    for (const name of names) expect(markdown, name).toContain(`\`${name}\``);
+    const mentioned = new Set([...markdown.matchAll(/\bgitops_guard_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+    const defaults = /^gitops_guard_(process_|nodejs_)/;
+    for (const name of mentioned) if (!defaults.test(name)) expect(names, `docs/operations.md names ${name}`).toContain(name);
+  });
+
+  it('has a PrometheusRule that parses and alerts on certificate expiry and failed rule reloads', () => {
+    const rules = fenced(markdown, 'yaml')
+      .flatMap((block) => parseAllDocuments(block).map((d) => d.toJS() as { kind?: string; spec?: { groups: { rules: { alert: string; expr: string }[] }[] } }))
+      .filter((o) => o?.kind === 'PrometheusRule');
+    expect(rules).toHaveLength(1);
+    const alerts = rules[0]!.spec!.groups.flatMap((g) => g.rules);
+    const exprs = alerts.map((a) => a.expr.replace(/\s+/g, ' ')).join('\n');
+    expect(exprs).toContain('gitops_guard_certificate_expiry_seconds < 14 * 24 * 3600');
+    expect(exprs).toContain('gitops_guard_rules_last_reload_success == 0');
+  });
+
+  it('states the failure policies the manifests ship', () => {
+    const adr = readFileSync(join(ROOT, 'docs', 'adr', '0003-webhook-failure-policies.md'), 'utf8');
+    for (const file of ['mutating-webhook.yaml', 'validating-webhook.yaml']) {
+      const config = parse(readFileSync(join(ROOT, 'manifests', 'base', file), 'utf8')) as { webhooks: { name: string; failurePolicy: string; timeoutSeconds: number }[] };
+      for (const webhook of config.webhooks) {
+        const row = `| \`${webhook.name}\` | \`${webhook.failurePolicy}\` | ${webhook.timeoutSeconds} s |`;
+        expect(markdown, row).toContain(row);
+        expect(adr, webhook.name).toContain(webhook.name);
+      }
+    }
+  });
+});
