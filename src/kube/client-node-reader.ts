@@ -8,6 +8,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { makeKeepAliveApiClient } from './keep-alive.js';
 import { KubeReadError, type ConfigContent, type KubeReader, type ObjectRef, type ReadOptions, type ReadResult } from './reader.js';
 
 /**
@@ -92,7 +93,7 @@ export class ClientNodeReader implements KubeReader {
   private readonly core: CoreV1Api;
 
   constructor(kubeConfig: KubeConfig) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.core = makeKeepAliveApiClient(kubeConfig, CoreV1Api);
   }
 
   async readConfigSource(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {

@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClientNodeReader } from './client-node-reader.js';
+import { testTls } from '../../test/support/tls.js';
+import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
+
+let server: Server | undefined;
+afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+
+/** A minimal API endpoint that counts TLS handshakes and checks the bearer token on every request. */
+async function countingApi(): Promise<{ url: string; handshakes: () => number; tokens: string[] }> {
+  const tls = testTls();
+  let handshakes = 0;
+  const tokens: string[] = [];
+  server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+    tokens.push(req.headers.authorization ?? '');
+    const name = req.url!.split('/').pop();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'ns' }, data: { k: 'v' } }));
+  });
+  server.on('secureConnection', () => handshakes++);
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return { url: `https://127.0.0.1:${(server!.address() as AddressInfo).port}`, handshakes: () => handshakes, tokens };
+}
+
+describe('ClientNodeReader connections', () => {
+  it('reuses one TLS connection for sequential reads, with the credentials on every request', async () => {
+    const api = await countingApi();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromString(kubeconfigYaml({ server: api.url, caPem: testTls().caPem, token: 'secret-token' }));
+    const reader = new ClientNodeReader(kubeConfig);
+    for (let i = 0; i < 5; i++) {
+      const result = await reader.readConfigSource({ kind: 'ConfigMap', namespace: 'ns', name: `cm-${i}` }, { timeoutMs: 2000 });
+      expect(result.found).toBe(true);
+    }
+    expect(api.tokens).toEqual(Array(5).fill('Bearer secret-token'));
+    expect(api.handshakes()).toBe(1);
+  });
+});
