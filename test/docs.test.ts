@@ -31,6 +31,7 @@ type Schema = {
   default?: unknown;
   properties?: Record<string, Schema>;
   items?: Schema;
+  oneOf?: Schema[];
 };
 
 /** Every field path of the schema, e.g. `rules[].match.kinds[].group`; action params are separate. */
@@ -43,6 +44,13 @@ function schemaFields(schema: Schema, prefix = ''): Map<string, Schema> {
     for (const [p, s] of schemaFields(child, path)) fields.set(p, s);
   }
   if (schema.items) for (const [p, s] of schemaFields(schema.items, `${prefix}[]`)) fields.set(p, s);
+  // The action branches (one per registered action) share their field names: `type`, `params`.
+  for (const branch of schema.oneOf ?? []) {
+    for (const [name, child] of Object.entries(branch.properties ?? {})) {
+      const path = `${prefix}.${name}`;
+      if (!fields.has(path)) fields.set(path, child);
+    }
+  }
   return fields;
 }
 
