@@ -49,6 +49,9 @@ async function admit(object: KubeObject, oldObject: KubeObject | null, mode: Rul
   const operation = oldObject ? 'UPDATE' : 'CREATE';
   const mutation = await evaluate(requestFor(object, { operation, oldObject }), 'mutate', ruleSet, deps);
   const final = applyPatch(object, mutation.patch);
+  // Idempotency: the patched object, sent again, needs no further patch.
+  const again = await evaluate(requestFor(final, { operation, oldObject }), 'mutate', ruleSet, deps);
+  expect(again.patch).toEqual([]);
   const validation = await evaluate(requestFor(final, { operation, oldObject }), 'validate', ruleSet, deps);
   return { mutation, validation, final };
 }
