@@ -42,9 +42,10 @@ describe('parseDocuments', () => {
       '- just a string',
     ].join('\n');
     const out = events(text);
-    expect(out.map((e) => e.type)).toEqual(['object', 'object', 'notKubernetes']);
-    expect(out[0]).toMatchObject({ line: 4, object: { kind: 'Secret' } });
-    expect(out[1]).toMatchObject({ object: { kind: 'ConfigMap', metadata: { name: 'b' } } });
+    expect(out.map((e) => e.type)).toEqual(['list', 'object', 'object', 'notKubernetes']);
+    expect(out[0]).toEqual({ type: 'list', line: 1, items: 3 });
+    expect(out[1]).toMatchObject({ line: 4, object: { kind: 'Secret' }, inList: true });
+    expect(out[2]).toMatchObject({ object: { kind: 'ConfigMap', metadata: { name: 'b' } }, inList: true });
   });
 
   it('parses JSON documents', () => {
@@ -157,9 +158,10 @@ describe('collectInput', () => {
     expect(result.problems).toEqual([{ file: STDIN_NAME, message: 'stdin (-) can be read only once' }]);
   });
 
-  it('counts empty and non-Kubernetes documents', async () => {
-    writeFileSync(join(dir, 'mixed.yaml'), `# only a comment\n---\n${object('ConfigMap', 'a')}---\nfoo: bar\n---\n`);
+  it('counts empty and non-Kubernetes documents, and a List as one document', async () => {
+    const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' } }, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 't' } }, 42] });
+    writeFileSync(join(dir, 'mixed.yaml'), `# only a comment\n---\n${object('ConfigMap', 'a')}---\nfoo: bar\n---\n${list}\n---\n`);
     const result = await collectInput([{ path: join(dir, 'mixed.yaml') }]);
-    expect(result.stats).toEqual({ files: 1, documents: 3, objects: 1, skipped: { empty: 1, notKubernetes: 1 } });
+    expect(result.stats).toEqual({ files: 1, documents: 4, objects: 3, skipped: { empty: 1, notKubernetes: 2 } });
   });
 });

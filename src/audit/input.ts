@@ -42,7 +42,7 @@ export interface InputProblem {
 export interface InputStats {
   /** Files (and stdin) read successfully. */
   files: number;
-  /** YAML/JSON documents seen, including empty and skipped ones. */
+  /** YAML/JSON documents seen, including empty and skipped ones (a List is one document). */
   documents: number;
   /** Kubernetes objects found (after flattening lists). */
   objects: number;
@@ -143,12 +143,16 @@ async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** One parsed document's outcome. */
+/**
+ * One parsed document's outcome. Items of a `List` come as their own events after a `list` event
+ * and carry `inList`, so documents and objects can be counted apart.
+ */
 export type DocumentEvent =
-  | { type: 'object'; object: KubeObject; line: number }
+  | { type: 'object'; object: KubeObject; line: number; inList?: true }
+  | { type: 'list'; line: number; items: number }
   | { type: 'empty' }
-  | { type: 'notKubernetes'; line: number }
-  | { type: 'error'; line?: number; column?: number; message: string };
+  | { type: 'notKubernetes'; line: number; inList?: true }
+  | { type: 'error'; line?: number; column?: number; message: string; inList?: true };
 
 function lineOf(lineCounter: LineCounter, offset: number | undefined): number {
   return offset === undefined ? 1 : lineCounter.linePos(offset).line;
@@ -200,29 +204,31 @@ export function* parseDocuments(text: string): Generator<DocumentEvent> {
     if (isRecord(value) && isList(value)) {
       const lines = listItemLines(document, lineCounter);
       const items = value.items as unknown[];
+      yield { type: 'list', line, items: items.length };
       for (let i = 0; i < items.length; i++) {
-        yield* classify(items[i], lines[i] ?? line);
+        yield* classify(items[i], lines[i] ?? line, true);
       }
       continue;
     }
-    yield* classify(value, line);
+    yield* classify(value, line, false);
   }
 }
 
-function* classify(value: unknown, line: number): Generator<DocumentEvent> {
+function* classify(value: unknown, line: number, inList: boolean): Generator<DocumentEvent> {
+  const flag = inList ? { inList: true as const } : {};
   if (isRecord(value) && isList(value)) {
-    for (const item of value.items as unknown[]) yield* classify(item, line);
+    for (const item of value.items as unknown[]) yield* classify(item, line, true);
     return;
   }
   if (!looksLikeObject(value)) {
-    yield { type: 'notKubernetes', line };
+    yield { type: 'notKubernetes', line, ...flag };
     return;
   }
   if (!hasName(value)) {
-    yield { type: 'error', line, message: `${value.kind} has no metadata.name (the API server would reject it)` };
+    yield { type: 'error', line, message: `${value.kind} has no metadata.name (the API server would reject it)`, ...flag };
     return;
   }
-  yield { type: 'object', object: value, line };
+  yield { type: 'object', object: value, line, ...flag };
 }
 
 /**
@@ -240,9 +246,11 @@ export async function collectInput(inputs: readonly InputSpec[], options: Collec
   const consume = (text: string, file: string, app: string | undefined): void => {
     result.stats.files++;
     for (const event of parseDocuments(text)) {
+      if (!('inList' in event)) result.stats.documents++;
       switch (event.type) {
+        case 'list':
+          break;
         case 'object':
-          result.stats.documents++;
           result.stats.objects++;
           result.objects.push({
             object: event.object,
@@ -252,15 +260,12 @@ export async function collectInput(inputs: readonly InputSpec[], options: Collec
           });
           break;
         case 'empty':
-          result.stats.documents++;
           result.stats.skipped.empty++;
           break;
         case 'notKubernetes':
-          result.stats.documents++;
           result.stats.skipped.notKubernetes++;
           break;
         case 'error':
-          result.stats.documents++;
           result.problems.push({
             file,
             ...(event.line !== undefined ? { line: event.line } : {}),
