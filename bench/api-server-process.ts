@@ -9,8 +9,8 @@ import { summarize } from './stats.js';
  * the ConfigMaps and Secrets scenario 2 reads.
  *
  * Prints {"url","kubeconfig","objects"} on stdout once listening. Reads commands on stdin, one
- * per line: `stats` prints {"stats":{requests, unauthorized, serviceMs:{p50,p99,max}}} for the
- * requests since the previous `stats` and starts a new window. Exits 0 on SIGTERM (the
+ * per line: `stats` prints {"stats":{requests, connections, unauthorized, serviceMs}} for the
+ * requests (and new TLS connections) since the previous `stats` and starts a new window. Exits 0 on SIGTERM (the
  * kubeconfig is removed).
  */
 
@@ -24,6 +24,8 @@ const kubeconfig = api.writeKubeconfig();
 const server = Reflect.get(api, 'server') as Server;
 let serviceMs: number[] = [];
 let unauthorized = 0;
+let connections = 0;
+server.on('secureConnection', () => connections++);
 server.prependListener('request', (req, res) => {
   const started = process.hrtime.bigint();
   if (req.headers.authorization === undefined) unauthorized++;
@@ -38,8 +40,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const window = serviceMs;
   serviceMs = [];
   const summary = summarize(window);
-  process.stdout.write(`${JSON.stringify({ stats: { requests: window.length, unauthorized, serviceMs: summary } })}\n`);
+  process.stdout.write(`${JSON.stringify({ stats: { requests: window.length, connections, unauthorized, serviceMs: summary } })}\n`);
   unauthorized = 0;
+  connections = 0;
 });
 
 process.once('SIGTERM', () => {

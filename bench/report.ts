@@ -40,7 +40,7 @@ export interface PointResult {
   /** server requests/s divided by the baseline's for the same bodies and concurrency. */
   throughputRatio?: number;
   /** The test Kubernetes API during this point (scenarios that read it). */
-  api?: { requests: number; readsPerAdmission: number; serviceMs: LatencySummary };
+  api?: { requests: number; connections: number; readsPerAdmission: number; serviceMs: LatencySummary };
 }
 
 export interface ScenarioResult {
@@ -77,7 +77,7 @@ export interface SoakResult {
   /** (end - middle) / middle. */
   growthMiddleToEnd: number;
   timeline: { requests: number; rssBytes: number; seconds: number }[];
-  api?: { requests: number; serviceMs: LatencySummary };
+  api?: { requests: number; connections: number; serviceMs: LatencySummary };
 }
 
 export interface BenchResults {
@@ -113,6 +113,12 @@ function ms(value: number): string {
   return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0);
 }
 
+/** p50, p90, p99, max; '-' when no connection got past its first answer (nothing to measure). */
+function latency(summary: LatencySummary): string[] {
+  if (summary.count === 0) return ['-', '-', '-', '-'];
+  return [ms(summary.p50), ms(summary.p90), ms(summary.p99), ms(summary.max)];
+}
+
 /** The compact table: one row per scenario and concurrency. */
 export function formatTable(results: BenchResults): string {
   const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'base us/req', 'cpu%'];
@@ -126,11 +132,8 @@ export function formatTable(results: BenchResults): string {
         s.requestsPerSecond.toFixed(0),
         point.baseline ? point.baseline.requestsPerSecond.toFixed(0) : '-',
         point.throughputRatio !== undefined ? point.throughputRatio.toFixed(2) : '-',
-        ms(s.latencyMs.p50),
-        ms(s.latencyMs.p90),
-        ms(s.latencyMs.p99),
-        ms(s.latencyMs.max),
-        point.baseline ? ms(point.baseline.latencyMs.p99) : '-',
+        ...latency(s.latencyMs),
+        point.baseline && point.baseline.latencyMs.count > 0 ? ms(point.baseline.latencyMs.p99) : '-',
         String(s.errors.total + (point.baseline?.errors.total ?? 0)),
         mib(s.maxRssBytes),
         String(s.cpuPerRequestUs),
@@ -155,7 +158,10 @@ export function formatTable(results: BenchResults): string {
     for (const point of scenario.points) {
       if (point.api) {
         const a = point.api.serviceMs;
-        out.push(`test API during ${scenario.id} c=${point.concurrency}: ${point.api.requests} reads, service time p50 ${ms(a.p50)} ms, p99 ${ms(a.p99)} ms`);
+        out.push(
+          `test API during ${scenario.id} c=${point.concurrency}: ${point.api.requests} reads over ${point.api.connections} new TLS connections, ` +
+            `${point.api.readsPerAdmission} reads per admission, service time p50 ${ms(a.p50)} ms, p99 ${ms(a.p99)} ms`,
+        );
       }
     }
   }

@@ -175,11 +175,19 @@ interface Cores {
   load?: number;
 }
 
+interface ApiStats {
+  requests: number;
+  /** New TLS connections: one per read means no keep-alive. */
+  connections: number;
+  unauthorized: number;
+  serviceMs: LatencySummary;
+}
+
 interface ApiProcess {
   child: Child;
   kubeconfig: string;
   /** Requests and service time since the previous call. */
-  stats(): Promise<{ requests: number; unauthorized: number; serviceMs: LatencySummary }>;
+  stats(): Promise<ApiStats>;
 }
 
 async function startApiServer(cores: Cores): Promise<ApiProcess> {
@@ -199,7 +207,7 @@ async function startApiServer(cores: Cores): Promise<ApiProcess> {
     async stats() {
       const answer = waitForLine(child, (line) => {
         try {
-          return (JSON.parse(line) as { stats?: { requests: number; unauthorized: number; serviceMs: LatencySummary } }).stats;
+          return (JSON.parse(line) as { stats?: ApiStats }).stats;
         } catch {
           return undefined;
         }
@@ -347,13 +355,19 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
       // The API's statistics window starts with the measured phase (warm-up reads are left out).
       let windowStart: Promise<unknown> | undefined;
       const job = loadJob(scenario, files, server.port, connections, options, 'admission');
-      const result = await measure(server.child, job, files, cores, () => (windowStart = api?.stats()));
+      const reads = scenario.apiReadsPerCycle > 0 ? api : undefined;
+      const result = await measure(server.child, job, files, cores, () => (windowStart = reads?.stats()));
       const point: PointResult = { concurrency: connections, server: result };
-      if (api) {
+      if (reads) {
         await windowStart;
-        const stats = await api.stats();
+        const stats = await reads.stats();
         const mutations = (result.requests / scenario.requests.length) * scenario.requests.filter((r) => r.path === '/mutate').length;
-        point.api = { requests: stats.requests, readsPerAdmission: Math.round((stats.requests / Math.max(1, mutations)) * 100) / 100, serviceMs: stats.serviceMs };
+        point.api = {
+          requests: stats.requests,
+          connections: stats.connections,
+          readsPerAdmission: Math.round((stats.requests / Math.max(1, mutations)) * 100) / 100,
+          serviceMs: stats.serviceMs,
+        };
       }
       points.push(point);
       log(`  ${scenario.id} c=${connections}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms, errors ${result.errors.total}, RSS ${mib(result.maxRssBytes)} MiB`);
@@ -442,7 +456,7 @@ async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options,
       rssBytes: { idle, start, middle, end: endRss, peak },
       growthMiddleToEnd: Math.round(((endRss - middle) / Math.max(1, middle)) * 1000) / 1000,
       timeline,
-      ...(apiStats ? { api: { requests: apiStats.requests, serviceMs: apiStats.serviceMs } } : {}),
+      ...(apiStats ? { api: { requests: apiStats.requests, connections: apiStats.connections, serviceMs: apiStats.serviceMs } } : {}),
     };
   } finally {
     await server.child.stop();
@@ -564,10 +578,14 @@ async function main(): Promise<number> {
   process.stdout.write(options.soak ? `${formatSoak(results.soak!)}\n` : formatTable(results));
   process.stdout.write(formatTargets(results.targets));
   process.stdout.write(`results: ${relative(process.cwd(), options.out) || options.out}\n`);
-  const errors =
-    results.scenarios.reduce((n, s) => n + s.points.reduce((m, p) => m + p.server.errors.total + (p.baseline?.errors.total ?? 0), 0), 0) + (results.soak?.load.errors.total ?? 0);
-  if (errors > 0) {
-    process.stderr.write(`bench: ${errors} request(s) failed or got a wrong answer; see ${options.out}\n`);
+  // Timeouts and dropped connections under overload are results; wrong answers mean a broken setup.
+  const points = results.scenarios.flatMap((s) => s.points.flatMap((p) => [p.server, ...(p.baseline ? [p.baseline] : [])]));
+  const loads = [...points, ...(results.soak ? [results.soak.load] : [])];
+  const wrong = loads.reduce((n, l) => n + l.errors.wrongAnswer + l.errors.non2xx, 0);
+  const failed = loads.reduce((n, l) => n + l.errors.timeouts + l.errors.connection, 0);
+  if (failed > 0) process.stderr.write(`bench: ${failed} request(s) timed out or lost their connection; see ${options.out}\n`);
+  if (wrong > 0) {
+    process.stderr.write(`bench: ${wrong} answer(s) were errors or not the expected AdmissionReview; see ${options.out}\n`);
     return 1;
   }
   return 0;
