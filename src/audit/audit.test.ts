@@ -135,6 +135,23 @@ describe('runAuditCore: two apps render one object', () => {
     expect(result.summary.exitCode).toBe(1);
   });
 
+  it('--app owners count even when the rules do not read Argo CD tracking', async () => {
+    const helmOnly = parseRuleSet(
+      `apiVersion: gitops-guard.dev/v1alpha1
+kind: RuleSet
+rules:
+  - {name: deny, match: {kinds: [{group: "*", kind: "*"}], operations: [UPDATE]}, action: {type: denyDuplicateOwner, params: {sources: [helm]}}}
+`,
+      'rules',
+      registry,
+    );
+    const result = await runAuditCore(options({ ruleSet: helmOnly, inputs: [{ path: file(crb('a')), app: 'a' }, { path: file(crb('b')), app: 'b' }] }));
+    expect(result.duplicates[0]).toMatchObject({ severity: 'error', owners: ['argocd:a', 'argocd:b'] });
+    // The webhook configured this way would not deny: the audit reports what the rules would do.
+    expect(result.summary.denied).toBe(0);
+    expect(result.summary.exitCode).toBe(1);
+  });
+
   it('one app rendering an object twice is a warning, not a failure', async () => {
     const path = file(crb('x'), crb('x'));
     const result = await runAuditCore(options({ inputs: [{ path, app: 'only' }] }));

@@ -302,7 +302,9 @@ export async function runAuditCore(options: AuditOptions): Promise<AuditResult> 
       placement = { ...placement, object: stampArgocdTracking(placement.object, item.app, identity, options.namespace) };
     }
     if (!identity) notes.push('metadata.generateName only: every apply creates a new object');
-    const owner = identity ? ownerOf(placement.object, identity, resolution) : null;
+    // An --app owns what is under its path whatever the rules' owner sources say; other objects
+    // are owned by whatever their tracking fields name, read the way the webhook reads them.
+    const owner = !identity ? null : item.app !== undefined ? `argocd:${item.app}` : ownerOf(placement.object, identity, resolution);
     bundle.add(placement.object, item.app);
 
     const key = identity ? identityKey(identity) : `#${item.index}`;
