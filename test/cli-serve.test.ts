@@ -1,47 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateCertificates, writeCertificates } from '../src/certs/generate.js';
-import { CLI, runCli } from './support/cli.js';
+import { runCli } from './support/cli.js';
+import { killServers, startServe } from './support/serve.js';
 import { httpsRequest } from './support/https-client.js';
 import { reviewFor } from './support/review.js';
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-/** Starts `gitops-guard serve` and resolves with its port once it logs that it is serving. */
-export function startServe(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number; logs: string[]; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { cwd, env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: cwd, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    let stderr = '';
-    child.stderr!.on('data', (c) => (stderr += c));
-    child.stdout!.on('data', (chunk) => {
-      buffer += chunk;
-      let newline;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        logs.push(line);
-        const entry = JSON.parse(line) as { msg: string; port?: number };
-        if (entry.msg === 'gitops-guard serving') resolve({ child, port: entry.port!, logs, exited });
-      }
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-  });
-}
+afterEach(killServers);
 
 describe('gitops-guard serve', () => {
   it('with --dev-certs generates certificates and a checksum key, serves, and exits 0 on SIGTERM', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'gg-serve-'));
-    const { child, port, logs, exited } = await startServe(['--dev-certs', '--port', '0'], cwd);
+    const { child, port, logs, exited } = await startServe(['--dev-certs', '--port', '0'], { cwd });
     for (const file of ['ca.crt', 'tls.crt', 'tls.key', 'checksum.key']) expect(existsSync(join(cwd, 'certs', file)), file).toBe(true);
     const ca = readFileSync(join(cwd, 'certs', 'ca.crt'));
     expect((await httpsRequest({ port, ca, path: '/readyz', servername: 'localhost' })).status).toBe(200);
