@@ -177,6 +177,7 @@ export class KubeApiServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly cleanups: (() => void)[] = [];
   private resourceVersion = 1000;
+  private closing = false;
   /** Recent store changes, oldest first; WATCH replays from here. */
   private readonly history: StoredEvent[] = [];
   /** Watches from a resourceVersion below this get 410 Expired. */
@@ -368,6 +369,7 @@ export class KubeApiServer {
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.closing = true;
     this.dropWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -396,6 +398,10 @@ export class KubeApiServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.closing) {
+      req.socket.destroy();
+      return;
+    }
     const url = new URL(req.url ?? '/', 'https://localhost');
     const method = req.method ?? 'GET';
     const authorized = req.headers.authorization === `Bearer ${this.token}`;

@@ -1,0 +1,364 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { applyPatch } from '../src/actions/patch.js';
+import { createRegistry } from '../src/actions/registry.js';
+import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
+import type { KubeObject } from '../src/admission/types.js';
+import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
+import { ClientNodeReader } from '../src/kube/client-node-reader.js';
+import { evaluate } from '../src/rules/engine.js';
+import { loadRuleSetFile } from '../src/rules/load.js';
+import { capturingLogger, DEFAULT_RULES } from './support/app.js';
+import { configMap, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
+import { requestFor } from './support/review.js';
+
+/**
+ * The rollout controller end to end: the real client-node informers, lease and patches against
+ * the test API server, with the default rules and short timings (lease 1 s, retry 100 ms,
+ * coalescing 100 ms).
+ */
+
+const KEY = Buffer.from('controller-test-key-0123456789abcdef', 'ascii');
+const registry = createRegistry();
+const rules = loadRuleSetFile(DEFAULT_RULES, registry);
+
+let api: KubeApiServer;
+let kubeConfig: KubeConfig;
+const running: RolloutController[] = [];
+const logs: string[] = [];
+let testNumber = 0;
+
+beforeAll(async () => {
+  api = await KubeApiServer.start();
+  kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(api.writeKubeconfig());
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((c) => c.stop()));
+  api.clearFaults();
+});
+afterAll(async () => {
+  const started = Date.now();
+  await api.close();
+  if (Date.now() - started > 1000) console.log('api.close took', Date.now() - started);
+});
+
+function startController(namespace: string, identity: string, overrides: Partial<ControllerConfig> = {}): RolloutController {
+  const { logger, lines } = capturingLogger('debug');
+  const controller = new RolloutController({
+    kubeConfig,
+    namespaces: [namespace],
+    rules: () => rules,
+    checksumKey: KEY,
+    identity,
+    leaseName: `gitops-guard-controller-${testNumber}`,
+    leaseNamespace: 'gitops-guard',
+    leaseDurationMs: 1000,
+    renewDeadlineMs: 700,
+    retryPeriodMs: 100,
+    coalesceMs: 100,
+    maxDelayMs: 1000,
+    watchRestartDelayMs: 100,
+    retryBaseMs: 100,
+    registry: new Registry(),
+    logger,
+    ...overrides,
+  });
+  // Every log line of every controller, to check no value ever appears in one.
+  const push = lines.push.bind(lines);
+  lines.push = (...items: string[]) => {
+    logs.push(...items);
+    return push(...items);
+  };
+  running.push(controller);
+  return controller;
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Started, leading, and done with the start-up comparison. */
+async function leading(controller: RolloutController): Promise<void> {
+  await controller.start();
+  await waitFor('leadership', () => controller.leading);
+  await sleep(150);
+  await controller.idle();
+}
+
+/** What the webhook stamps on `object` now, through the engine, the default rules and the real client. */
+async function webhookChecksum(object: KubeObject): Promise<string | undefined> {
+  const { logger } = capturingLogger();
+  const evaluation = await evaluate(requestFor(object), 'mutate', rules, { registry, kube: new ClientNodeReader(kubeConfig), settings: { checksumKey: KEY }, logger });
+  const stamped = applyPatch(object, evaluation.patch) as any;
+  return stamped.spec.template.metadata?.annotations?.[A];
+}
+
+/** Stores a workload as the webhook would have admitted it (stamped). */
+async function admit(object: KubeObject): Promise<KubeObject> {
+  const checksum = await webhookChecksum(object);
+  const stamped = structuredClone(object) as any;
+  stamped.spec.template.metadata.annotations = { ...stamped.spec.template.metadata.annotations, [A]: checksum };
+  return api.put(stamped);
+}
+
+function patchesIn(namespace: string): RecordedPatch[] {
+  return api.patches.filter((p) => p.path.includes(`/namespaces/${namespace}/`));
+}
+
+function stampedOn(namespace: string, name: string): string | undefined {
+  return (api.get('apps/v1', 'Deployment', namespace, name) as any)?.spec.template.metadata.annotations?.[A];
+}
+
+function eventsIn(namespace: string): any[] {
+  return api.list('v1', 'Event', namespace);
+}
+
+function newNamespace(): string {
+  testNumber++;
+  return `ctl-${testNumber}`;
+}
+
+const envFrom = (key: string, configMapName: string) => ({ name: key, valueFrom: { configMapKeyRef: { name: configMapName, key } } });
+
+describe('rollout controller', () => {
+  it('rolls exactly the consuming workload, once, with the webhook\'s checksum; an unconsumed key rolls nothing', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info', UNUSED: 'a' }));
+    api.put(configMap(ns, 'other-config', { MODE: 'x' }));
+    api.put(secret(ns, 'db', { password: 'hunter2-canary' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'web:1', env: [envFrom('LOG_LEVEL', 'app-config'), { name: 'PW', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }] }] }));
+    await admit(deployment(ns, 'worker', { containers: [{ name: 'worker', image: 'worker:1', envFrom: [{ configMapRef: { name: 'other-config' } }] }] }));
+    const controller = startController(ns, 'replica-a');
+    await leading(controller);
+    expect(patchesIn(ns), 'everything in sync at start-up').toEqual([]);
+
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info', UNUSED: 'b' }));
+    await sleep(400);
+    await controller.idle();
+    expect(patchesIn(ns), 'a key web does not consume').toEqual([]);
+
+    const before = api.get('apps/v1', 'Deployment', ns, 'web')!;
+    const oldChecksum = stampedOn(ns, 'web');
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug', UNUSED: 'b' }));
+    const expected = await webhookChecksum(before);
+    expect(expected).not.toBe(oldChecksum);
+    await waitFor('one patch', () => patchesIn(ns).length === 1);
+    await sleep(400);
+    await controller.idle();
+
+    const patches = patchesIn(ns);
+    expect(patches).toHaveLength(1);
+    expect(patches[0]).toMatchObject({
+      path: `/apis/apps/v1/namespaces/${ns}/deployments/web`,
+      contentType: 'application/merge-patch+json',
+      fieldManager: 'gitops-guard',
+      status: 200,
+      body: { metadata: { resourceVersion: before.metadata!.resourceVersion }, spec: { template: { metadata: { annotations: { [A]: expected } } } } },
+    });
+    expect(stampedOn(ns, 'web')).toBe(expected);
+    // Nothing else of the workload changed; the other workload is untouched.
+    const after = api.get('apps/v1', 'Deployment', ns, 'web') as any;
+    expect({ ...after.spec, template: { ...after.spec.template, metadata: { ...after.spec.template.metadata, annotations: {} } } }).toEqual({
+      ...(before as any).spec,
+      template: { ...(before as any).spec.template, metadata: { ...(before as any).spec.template.metadata, annotations: {} } },
+    });
+
+    const events = eventsIn(ns);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      reason: 'ConfigChanged',
+      type: 'Normal',
+      involvedObject: { kind: 'Deployment', name: 'web', namespace: ns, apiVersion: 'apps/v1' },
+      reportingInstance: 'replica-a',
+    });
+    expect(events[0].message).toContain('ConfigMap app-config changed');
+
+    const metrics = await (controller.metrics.rollouts as any).get();
+    expect(metrics.values).toEqual([{ value: 1, labels: { kind: 'Deployment' } }]);
+
+    // A Secret change rolls it too; its value appears in no log, event or patch.
+    api.put(secret(ns, 'db', { password: 'new-hunter2-canary' }));
+    await waitFor('second patch', () => patchesIn(ns).length === 2);
+    await waitFor('second event', () => eventsIn(ns).length === 2);
+    expect(eventsIn(ns).map((e) => e.message).join('\n')).toContain('Secret db changed');
+    const everything = JSON.stringify([logs, api.patches, eventsIn(ns)]);
+    for (const value of ['hunter2-canary', Buffer.from('hunter2-canary').toString('base64')]) expect(everything).not.toContain(value);
+  });
+
+  it('restarted with everything in sync, patches nothing; what changed while it was down is rolled once', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    for (const name of ['a', 'b', 'c']) await admit(deployment(ns, name, { containers: [{ name, image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    await admit(deployment(ns, 'd', { containers: [{ name: 'd', image: 'x:1' }] }));
+
+    const first = startController(ns, 'replica-a');
+    await leading(first);
+    await first.stop();
+    running.splice(running.indexOf(first), 1);
+    const second = startController(ns, 'replica-b');
+    await leading(second);
+    expect(patchesIn(ns)).toEqual([]);
+    await second.stop();
+    running.splice(running.indexOf(second), 1);
+
+    // Changed while no controller ran: the next one compares and rolls each consumer once.
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    const third = startController(ns, 'replica-c');
+    await leading(third);
+    await waitFor('three patches', () => patchesIn(ns).length === 3);
+    await sleep(300);
+    await third.idle();
+    expect(patchesIn(ns).map((p) => p.path.split('/').at(-1)).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('coalesces a burst of five ConfigMap updates into one patch', async () => {
+    const ns = newNamespace();
+    const names = ['one', 'two', 'three', 'four', 'five'];
+    for (const name of names) api.put(configMap(ns, name, { value: '1' }));
+    await admit(deployment(ns, 'app', { containers: [{ name: 'app', image: 'x:1', envFrom: names.map((name) => ({ configMapRef: { name } })) }] }));
+    const controller = startController(ns, 'replica-a', { coalesceMs: 200 });
+    await leading(controller);
+
+    const before = api.get('apps/v1', 'Deployment', ns, 'app')!;
+    for (const name of names) {
+      api.put(configMap(ns, name, { value: '2' }));
+      await sleep(30);
+    }
+    const expected = await webhookChecksum(before);
+    await waitFor('a patch', () => patchesIn(ns).length >= 1);
+    await sleep(500);
+    await controller.idle();
+    expect(patchesIn(ns)).toHaveLength(1);
+    expect(stampedOn(ns, 'app')).toBe(expected);
+    expect(eventsIn(ns)[0].message).toContain('ConfigMap five, ConfigMap four, ConfigMap one, ConfigMap three, ConfigMap two changed');
+  });
+
+  it('two replicas: only the lease holder patches; when it dies the other takes over without a double patch', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    const a = startController(ns, 'replica-a');
+    const b = startController(ns, 'replica-b');
+    await Promise.all([a.start(), b.start()]);
+    await waitFor('a leader', () => a.leading || b.leading);
+    await sleep(300);
+    expect([a.leading, b.leading].filter(Boolean)).toHaveLength(1);
+    const [leader, follower] = a.leading ? [a, b] : [b, a];
+    const leaderName = a.leading ? 'replica-a' : 'replica-b';
+
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await waitFor('one patch', () => patchesIn(ns).length === 1);
+    await sleep(300);
+    expect(patchesIn(ns)).toHaveLength(1);
+    expect(eventsIn(ns).map((e) => e.reportingInstance)).toEqual([leaderName]);
+    expect(await (follower.metrics.leader as any).get()).toMatchObject({ values: [{ value: 0 }] });
+
+    // The leader dies: it stops renewing without releasing the lease.
+    await leader.stop({ release: false });
+    await waitFor('takeover', () => follower.leading, 5000);
+    await sleep(300);
+    await follower.idle();
+    expect(patchesIn(ns), 'the takeover compares, and everything is in sync').toHaveLength(1);
+
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'warn' }));
+    await waitFor('second patch', () => patchesIn(ns).length === 2);
+    await sleep(300);
+    expect(patchesIn(ns)).toHaveLength(2);
+    expect(eventsIn(ns).map((e) => e.reportingInstance).sort()).toEqual(['replica-a', 'replica-b']);
+    const lease = api.get('coordination.k8s.io/v1', 'Lease', 'gitops-guard', `gitops-guard-controller-${testNumber}`) as any;
+    expect(lease.spec.holderIdentity).toBe(a.leading ? 'replica-a' : 'replica-b');
+    expect(lease.spec.leaseTransitions).toBe(1);
+  });
+
+  it('a replica that loses its lease stops acting at once', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    const controller = startController(ns, 'replica-a');
+    await leading(controller);
+    // Someone else takes the lease (e.g. this replica was partitioned and another one won).
+    const name = `gitops-guard-controller-${testNumber}`;
+    const lease = api.get('coordination.k8s.io/v1', 'Lease', 'gitops-guard', name) as any;
+    api.put({ ...lease, spec: { ...lease.spec, holderIdentity: 'replica-z', leaseDurationSeconds: 30 } });
+    await waitFor('lost', () => !controller.leading);
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await sleep(500);
+    expect(patchesIn(ns)).toEqual([]);
+  });
+
+  it('recovers from a dropped watch and from 410 Gone without missing a change', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    const controller = startController(ns, 'replica-a');
+    await leading(controller);
+    const watchPath = `/api/v1/namespaces/${ns}/configmaps`;
+    await waitFor('watch open', () => api.openWatches('configmaps') > 0);
+
+    // 1. The connection drops mid-stream; the change comes while it is down.
+    api.fault({ method: 'GET', path: watchPath }, { status: 503, times: 2 });
+    api.dropWatches();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await waitFor('patch after a dropped watch', () => patchesIn(ns).length === 1);
+    expect(stampedOn(ns, 'web')).toBe(await webhookChecksum(api.get('apps/v1', 'Deployment', ns, 'web')!));
+    // Let the controller see its own patch (a workload update it compares, in sync) first.
+    await sleep(300);
+    await controller.idle();
+
+    // 2. Dropped again, the change lands, and the history is compacted: the resumed watch gets
+    //    410 Expired, the informer lists again and still sees the change.
+    await waitFor('watch open again', () => api.openWatches('configmaps') > 0);
+    api.fault({ method: 'GET', path: watchPath }, { status: 503, times: 2 });
+    api.dropWatches();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'warn' }));
+    api.compact();
+    await waitFor('patch after 410', () => patchesIn(ns).length === 2);
+    const lists = api.requests.filter((r) => r.path === watchPath && !r.query.includes('watch=true'));
+    expect(lists.length, 'listed again after 410').toBeGreaterThanOrEqual(2);
+
+    // 3. A 410 ERROR event on an open stream (after compaction) and a graceful end: no change, no patch.
+    await waitFor('watch open a third time', () => api.openWatches('configmaps') > 0);
+    api.compact();
+    api.expireWatches();
+    await sleep(400);
+    api.dropWatches(true);
+    await sleep(400);
+    await controller.idle();
+    expect(patchesIn(ns)).toHaveLength(2);
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'error' }));
+    await waitFor('patch after the stream expired', () => patchesIn(ns).length === 3);
+
+    const restarts = await (controller.metrics.watchRestarts as any).get();
+    expect(restarts.values.find((v: any) => v.labels.resource === 'configmaps')?.value).toBeGreaterThanOrEqual(3);
+  });
+
+  it('leaves alone workloads that opted out or that the stamping rule does not select', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    const optedOut = deployment(ns, 'manual', { containers: [{ name: 'm', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] });
+    optedOut.metadata!.annotations = { 'gitops-guard.dev/rollout': 'disabled' };
+    await admit(optedOut);
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    const auditRules = { ...rules, rules: rules.rules.map((r) => ({ ...r, mode: 'audit' as const })) };
+    const controller = startController(ns, 'replica-a', { rules: () => auditRules });
+    await leading(controller);
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await sleep(400);
+    await controller.idle();
+    expect(patchesIn(ns), 'audit-mode stamping rule selects nothing').toEqual([]);
+
+    const enforcing = startController(ns, 'replica-b', { rules: () => rules, leaseName: 'other-lease' });
+    await leading(enforcing);
+    await waitFor('patch', () => patchesIn(ns).length === 1);
+    await sleep(300);
+    expect(patchesIn(ns).map((p) => p.path.split('/').at(-1))).toEqual(['web']);
+  });
+});
