@@ -1,3 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +10,8 @@ import { applyPatch } from '../src/actions/patch.js';
 import { createRegistry } from '../src/actions/registry.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import type { KubeObject } from '../src/admission/types.js';
+import { runController, type RunningController } from '../src/cli/controller.js';
+import { main } from '../src/cli/dispatch.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate } from '../src/rules/engine.js';
@@ -360,5 +367,94 @@ describe('rollout controller', () => {
     await waitFor('patch', () => patchesIn(ns).length === 1);
     await sleep(300);
     expect(patchesIn(ns).map((p) => p.path.split('/').at(-1))).toEqual(['web']);
+  });
+});
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+function io() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c) => (out += c));
+  stderr.on('data', (c) => (err += c));
+  return { io: { stdin: new PassThrough(), stdout, stderr }, out: () => out, err: () => err };
+}
+
+describe('gitops-guard controller (CLI)', () => {
+  it('prints its help and rejects bad flags with exit code 2', async () => {
+    const help = io();
+    expect(await main(['controller', '--help'], help.io)).toBe(0);
+    expect(help.out()).toContain('Usage: gitops-guard controller [options]');
+    expect(help.out()).toContain('--coalesce-ms');
+    const bad = io();
+    expect(await main(['controller', '--coalesce-ms', 'soon'], bad.io)).toBe(2);
+    expect(bad.err()).toContain('--coalesce-ms must be a whole number');
+    const order = io();
+    expect(await main(['controller', '--lease-duration-ms', '1000', '--renew-deadline-ms', '2000'], order.io)).toBe(2);
+    expect(order.err()).toContain('--retry-period-ms < --renew-deadline-ms < --lease-duration-ms');
+  });
+
+  it('runs the controller with /metrics, /healthz and /readyz, rolls a changed workload and releases its lease on shutdown', async () => {
+    const ns = newNamespace();
+    const dir = mkdtempSync(join(tmpdir(), 'gg-controller-'));
+    const keyFile = join(dir, 'checksum.key');
+    writeFileSync(keyFile, `${KEY.toString('utf8')}\n`);
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    let running: RunningController | undefined;
+    try {
+      const result = await runController(
+        [
+          `--kubeconfig=${api.writeKubeconfig()}`,
+          `--namespaces=${ns}`,
+          `--checksum-key=${keyFile}`,
+          `--rules=${DEFAULT_RULES}`,
+          '--metrics-port=0',
+          '--metrics-host=127.0.0.1',
+          '--lease-name=cli-lease',
+          '--lease-namespace=gitops-guard',
+          '--lease-duration-ms=1000',
+          '--renew-deadline-ms=700',
+          '--retry-period-ms=100',
+          '--coalesce-ms=100',
+          '--max-delay-ms=1000',
+          '--identity=cli-replica',
+          '--log-level=silent',
+        ],
+        io().io,
+        { handleSignals: false },
+      );
+      expect(typeof result).not.toBe('number');
+      running = result as RunningController;
+      await waitFor('leading', () => running!.controller.leading);
+      expect((await httpGet(running.port, '/healthz')).status).toBe(200);
+      expect((await httpGet(running.port, '/readyz')).status).toBe(200);
+
+      api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+      await waitFor('patch', () => patchesIn(ns).length === 1);
+      const metrics = (await httpGet(running.port, '/metrics')).body;
+      expect(metrics).toMatch(/^gitops_guard_controller_rollouts_total\{kind="Deployment"\} 1$/m);
+      expect(metrics).toMatch(/^gitops_guard_controller_leader 1$/m);
+      expect(metrics).toMatch(/^gitops_guard_controller_queue_depth \d+$/m);
+      expect(metrics).toContain('gitops_guard_controller_reconcile_errors_total');
+      expect(metrics).toContain('gitops_guard_controller_watch_restarts_total');
+    } finally {
+      await running?.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const lease = api.get('coordination.k8s.io/v1', 'Lease', 'gitops-guard', 'cli-lease') as any;
+    expect(lease.spec.holderIdentity).toBe('');
   });
 });

@@ -1,0 +1,206 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { LevelWithSilent } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { loadChecksumKey } from '../actions/checksum/key.js';
+import { createRegistry } from '../actions/registry.js';
+import { CONTROLLER_DEFAULTS, RolloutController } from '../controller/controller.js';
+import { KubeConfigError, loadKubeConfig } from '../kube/kubeconfig.js';
+import { RuleStore } from '../rules/store.js';
+import { createLogger, LOG_LEVELS } from '../server/logger.js';
+import { watchFiles } from '../util/file-watch.js';
+import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
+import { DEFAULT_RULES_PATH } from './serve.js';
+
+const flags: FlagSpecs = {
+  kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
+  namespaces: { type: 'string', env: 'GITOPS_GUARD_NAMESPACES', description: 'Comma-separated namespaces to watch (default: all namespaces)' },
+  rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); the stamping rule selects the workloads; re-read on change (default: the shipped default rules)' },
+  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums (the webhook\'s key)' },
+  'coalesce-ms': { type: 'string', env: 'GITOPS_GUARD_COALESCE_MS', default: String(CONTROLLER_DEFAULTS.coalesceMs), description: 'Quiet period that merges a burst of changes into one rollout' },
+  'max-delay-ms': { type: 'string', env: 'GITOPS_GUARD_MAX_DELAY_MS', default: String(CONTROLLER_DEFAULTS.maxDelayMs), description: 'Longest wait after the first change of a burst' },
+  concurrency: { type: 'string', env: 'GITOPS_GUARD_CONCURRENCY', default: String(CONTROLLER_DEFAULTS.concurrency), description: 'Workloads reconciled at the same time' },
+  'lease-name': { type: 'string', env: 'GITOPS_GUARD_LEASE_NAME', default: 'gitops-guard-controller', description: 'Leader-election Lease name' },
+  'lease-namespace': { type: 'string', env: 'POD_NAMESPACE', default: 'gitops-guard', description: 'Leader-election Lease namespace' },
+  'lease-duration-ms': { type: 'string', env: 'GITOPS_GUARD_LEASE_DURATION_MS', default: String(CONTROLLER_DEFAULTS.leaseDurationMs), description: 'How long a lease holds without renewal' },
+  'renew-deadline-ms': { type: 'string', env: 'GITOPS_GUARD_RENEW_DEADLINE_MS', default: String(CONTROLLER_DEFAULTS.renewDeadlineMs), description: 'The leader stops acting when it has not renewed for this long' },
+  'retry-period-ms': { type: 'string', env: 'GITOPS_GUARD_RETRY_PERIOD_MS', default: String(CONTROLLER_DEFAULTS.retryPeriodMs), description: 'Time between lease acquire/renew attempts' },
+  identity: { type: 'string', env: 'HOSTNAME', description: 'This replica\'s identity in the Lease and in Events (default: the host name)' },
+  username: { type: 'string', env: 'GITOPS_GUARD_CONTROLLER_USERNAME', default: CONTROLLER_DEFAULTS.username, description: 'User the stamping rule is matched as (rules with userInfo)' },
+  rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (when argoproj.io/v1alpha1 is served), true or false' },
+  'metrics-port': { type: 'string', env: 'GITOPS_GUARD_METRICS_PORT', default: '8080', description: 'Plain HTTP port for /metrics, /healthz and /readyz (0: any free port)' },
+  'metrics-host': { type: 'string', env: 'GITOPS_GUARD_METRICS_HOST', description: 'Address to bind the metrics port (all interfaces when unset)' },
+  'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
+  'reload-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RELOAD_INTERVAL_MS', default: '2000', description: 'How often the rules file is checked for changes' },
+  help: { type: 'boolean', short: 'h', description: 'Show this help' },
+};
+
+export const controllerHelp = helpText(
+  'gitops-guard controller [options]',
+  'Runs the rollout controller: rolls workloads whose consumed ConfigMaps/Secrets changed, with the webhook\'s checksum.',
+  flags,
+);
+
+export interface ControllerCliConfig {
+  kubeconfigPath?: string;
+  namespaces?: string[];
+  rulesPath: string;
+  checksumKeyPath: string;
+  coalesceMs: number;
+  maxDelayMs: number;
+  concurrency: number;
+  leaseName: string;
+  leaseNamespace: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  identity: string;
+  username: string;
+  rollouts: 'auto' | boolean;
+  metricsPort: number;
+  metricsHost?: string;
+  logLevel: LevelWithSilent;
+  reloadIntervalMs: number;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerCliConfig | 'help' {
+  const { values, positionals } = parseFlags(argv, flags, env);
+  if (values.help) return 'help';
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const logLevel = String(values['log-level']) as LevelWithSilent;
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  let namespaces: string[] | undefined;
+  if (typeof values.namespaces === 'string' && values.namespaces.trim() !== '') {
+    namespaces = [...new Set(values.namespaces.split(',').map((n) => n.trim()).filter(Boolean))].sort();
+    for (const namespace of namespaces) if (!DNS_LABEL.test(namespace)) throw new UsageError(`--namespaces: "${namespace}" is not a namespace name`);
+  }
+  const rollouts = String(values.rollouts);
+  if (!['auto', 'true', 'false'].includes(rollouts)) throw new UsageError('--rollouts must be auto, true or false');
+  const leaseNamespace = String(values['lease-namespace']);
+  if (!DNS_LABEL.test(leaseNamespace)) throw new UsageError(`--lease-namespace: "${leaseNamespace}" is not a namespace name`);
+  const identity = (values.identity as string | undefined) || hostname();
+  const config: ControllerCliConfig = {
+    kubeconfigPath: values.kubeconfig as string | undefined,
+    namespaces,
+    rulesPath: (values.rules as string | undefined) ?? DEFAULT_RULES_PATH,
+    checksumKeyPath: String(values['checksum-key']),
+    coalesceMs: integerFlag(values['coalesce-ms'], 'coalesce-ms', 0, 600_000),
+    maxDelayMs: integerFlag(values['max-delay-ms'], 'max-delay-ms', 0, 3_600_000),
+    concurrency: integerFlag(values.concurrency, 'concurrency', 1, 64),
+    leaseName: String(values['lease-name']),
+    leaseNamespace,
+    leaseDurationMs: integerFlag(values['lease-duration-ms'], 'lease-duration-ms', 1000, 600_000),
+    renewDeadlineMs: integerFlag(values['renew-deadline-ms'], 'renew-deadline-ms', 500, 600_000),
+    retryPeriodMs: integerFlag(values['retry-period-ms'], 'retry-period-ms', 50, 600_000),
+    identity,
+    username: String(values.username),
+    rollouts: rollouts === 'auto' ? 'auto' : rollouts === 'true',
+    metricsPort: integerFlag(values['metrics-port'], 'metrics-port', 0, 65535),
+    metricsHost: values['metrics-host'] as string | undefined,
+    logLevel,
+    reloadIntervalMs: integerFlag(values['reload-interval-ms'], 'reload-interval-ms', 50, 3_600_000),
+  };
+  if (config.maxDelayMs < config.coalesceMs) throw new UsageError('--max-delay-ms must be at least --coalesce-ms');
+  if (!(config.retryPeriodMs < config.renewDeadlineMs && config.renewDeadlineMs < config.leaseDurationMs)) {
+    throw new UsageError('--retry-period-ms < --renew-deadline-ms < --lease-duration-ms is required');
+  }
+  if (!DNS_LABEL.test(config.leaseName)) throw new UsageError(`--lease-name: "${config.leaseName}" is not a valid name`);
+  return config;
+}
+
+export interface RunningController {
+  controller: RolloutController;
+  /** The metrics port actually bound. */
+  port: number;
+  shutdown(): Promise<void>;
+}
+
+/** Starts the controller and its metrics endpoint; SIGTERM/SIGINT stop it (releasing the lease). */
+export async function runController(argv: string[], io: CliIo, options: { handleSignals?: boolean } = {}): Promise<RunningController | number> {
+  const config = parseControllerConfig(argv);
+  if (config === 'help') {
+    io.stdout.write(controllerHelp);
+    return 0;
+  }
+  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  const logger = createLogger(config.logLevel).child({ component: 'controller' });
+  const rules = new RuleStore(config.rulesPath, createRegistry(), logger);
+  const kubeConfig = loadKubeConfig(config.kubeconfigPath);
+  if (!kubeConfig) throw new KubeConfigError('the controller needs a Kubernetes API: not in a cluster and no kubeconfig found');
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gitops_guard_controller_' });
+  const controller = new RolloutController({
+    kubeConfig,
+    namespaces: config.namespaces,
+    rules: () => rules.current,
+    checksumKey,
+    identity: config.identity,
+    leaseName: config.leaseName,
+    leaseNamespace: config.leaseNamespace,
+    leaseDurationMs: config.leaseDurationMs,
+    renewDeadlineMs: config.renewDeadlineMs,
+    retryPeriodMs: config.retryPeriodMs,
+    coalesceMs: config.coalesceMs,
+    maxDelayMs: config.maxDelayMs,
+    concurrency: config.concurrency,
+    username: config.username,
+    rollouts: config.rollouts,
+    registry,
+    logger,
+  });
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const reply = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET') return reply(405, 'method not allowed\n');
+    if (path === '/healthz') return reply(200, 'ok\n');
+    if (path === '/readyz') return controller.ready ? reply(200, 'ok\n') : reply(503, 'informers not synced\n');
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => reply(200, text, registry.contentType),
+        () => reply(500, 'metrics unavailable\n'),
+      );
+      return;
+    }
+    reply(404, 'not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.metricsPort, config.metricsHost, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, kubernetesApi: kubeConfig.getCurrentCluster()?.server ?? 'configured', identity: config.identity }, 'controller metrics listening');
+  const stopRulesWatch = watchFiles([config.rulesPath], config.reloadIntervalMs, () => rules.reload());
+
+  await controller.start();
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
+    (stopping ??= (async () => {
+      stopRulesWatch();
+      await controller.stop({ release: true });
+      await closeServer(server);
+      logger.info('controller stopped');
+    })());
+  if (options.handleSignals ?? true) {
+    const onSignal = (signal: string) => {
+      logger.info({ signal }, 'signal received');
+      void shutdown().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  }
+  return { controller, port, shutdown };
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
