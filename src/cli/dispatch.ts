@@ -31,6 +31,7 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
         const result = await runServe(rest, io);
         return typeof result === 'number' ? result : null;
       }
+      case 'controller': return await import('./controller.js').then(async ({ runController }) => { const result = await runController(rest, io); return typeof result === 'number' ? result : null; });
       case 'certs':
         return runCerts(rest, io);
       case 'audit':
