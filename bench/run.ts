@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -67,7 +67,8 @@ interface Options {
   pin: boolean;
   out: string;
   keep: boolean;
-  cli: string;
+  /** Explicit CLI to measure; default: a snapshot of dist/cli/main.js. */
+  cli?: string;
 }
 
 function parseOptions(argv: string[]): Options | 'help' {
@@ -122,7 +123,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     pin: values['no-pin'] !== true,
     out: values.out ?? join(REPO_ROOT, 'bench', soak ? 'results-soak.json' : 'results.json'),
     keep: values.keep === true,
-    cli: values.cli ? resolve(values.cli) : CLI_PATH,
+    ...(values.cli ? { cli: resolve(values.cli) } : {}),
   };
 }
 
@@ -137,6 +138,27 @@ interface RunFiles {
   rulesFile: string;
   addedChecksumRule: boolean;
   bodyFiles: Map<BenchRequest, string>;
+}
+
+/**
+ * Copies the built application (dist/, package.json, rules/) into the run directory, so builds
+ * made while the bench runs (other work in the same checkout) cannot mix into one run. Module
+ * resolution still finds the checkout's node_modules (the copy lives inside the checkout).
+ */
+function snapshotBuild(dir: string): string {
+  const app = join(dir, 'app');
+  cpSync(join(REPO_ROOT, 'dist'), join(app, 'dist'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'rules'), join(app, 'rules'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'package.json'), join(app, 'package.json'));
+  return join(app, relative(REPO_ROOT, CLI_PATH));
+}
+
+/** The commit measured, and whether src/ had uncommitted changes (dist/ is built from the working tree). */
+function gitState(): { commit: string; srcDirty: boolean } | undefined {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (head.status !== 0) return undefined;
+  const status = spawnSync('git', ['status', '--porcelain', '--', 'src', 'rules'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return { commit: head.stdout.trim(), srcDirty: status.stdout.trim().length > 0 };
 }
 
 function prepareRunDir(scenarios: Scenario[]): RunFiles {
@@ -232,7 +254,7 @@ async function startGitopsGuard(files: RunFiles, options: Options, cores: Cores,
   const profiling = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(REPO_ROOT, '.tmp', 'bench-prof')] : [];
   const args = [
     ...profiling,
-    options.cli,
+    options.cli!,
     'serve',
     '--port', '0',
     '--host', '127.0.0.1',
@@ -449,12 +471,21 @@ async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options,
     const middle = nearest(options.soakRequests / 2).rssBytes;
     const endRss = end?.rss ?? measured[measured.length - 1]?.rssBytes ?? 0;
     const apiStats = api ? await api.stats() : undefined;
+    // Single samples ride the garbage collector's sawtooth; medians over a window do not.
+    const medianIn = (from: number, to: number): number => {
+      const values = measured.filter((t) => t.requests >= from * options.soakRequests && t.requests <= to * options.soakRequests).map((t) => t.rssBytes);
+      values.sort((a, b) => a - b);
+      return values[values.length >> 1] ?? 0;
+    };
+    const windows = { start: medianIn(0, 0.1), middle: medianIn(0.45, 0.55), end: medianIn(0.9, 1) };
     return {
       requests: options.soakRequests,
       concurrency,
       load,
       rssBytes: { idle, start, middle, end: endRss, peak },
-      growthMiddleToEnd: Math.round(((endRss - middle) / Math.max(1, middle)) * 1000) / 1000,
+      rssMedianBytes: windows,
+      growthMiddleToEnd: Math.round(((windows.end - windows.middle) / Math.max(1, windows.middle)) * 1000) / 1000,
+      growthMiddleToEndSamples: Math.round(((endRss - middle) / Math.max(1, middle)) * 1000) / 1000,
       timeline,
       ...(apiStats ? { api: { requests: apiStats.requests, connections: apiStats.connections, serviceMs: apiStats.serviceMs } } : {}),
     };
@@ -515,8 +546,9 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!existsSync(options.cli)) {
-    process.stderr.write(`bench: ${relative(REPO_ROOT, options.cli)} is missing; run "npm run build" first\n`);
+  const requestedCli = options.cli ?? CLI_PATH;
+  if (!existsSync(requestedCli)) {
+    process.stderr.write(`bench: ${relative(REPO_ROOT, requestedCli)} is missing; run "npm run build" first\n`);
     return 2;
   }
 
@@ -525,7 +557,10 @@ async function main(): Promise<number> {
   const all = buildScenarios();
   const selected = options.soak ? all.filter((s) => s.id === 'owner' || s.id === 'checksum') : all.filter((s) => options.scenarios.includes(s.id));
   const files = prepareRunDir(selected);
+  const git = gitState();
+  options.cli ??= snapshotBuild(files.dir);
   const notes: string[] = [];
+  if (git?.srcDirty) notes.push(`src/ or rules/ had uncommitted changes: dist/ may differ from commit ${git.commit}`);
   if (cores.server === undefined) notes.push('processes not pinned (no taskset, a single core, or --no-pin)');
   else notes.push(`gitops-guard and the baseline pinned to core ${cores.server}; the load generator and the test API server share core ${cores.load}`);
   if (files.addedChecksumRule) notes.push('rules/default-rules.yaml has no stampConfigChecksum rule; the bench appends the stamp-config-checksum rule from docs/config-checksum.md');
@@ -534,7 +569,10 @@ async function main(): Promise<number> {
   if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing');
   const [load1] = loadavg();
   if (!options.smoke && load1! > 0.5) notes.push(`the machine was busy when the run started (load average ${load1!.toFixed(2)}): other work competes for both cores`);
-  log(`bench: ${selected.length} scenario(s), concurrency ${options.concurrency.join(',')}, ${options.soak ? `${options.soakRequests} soak requests` : `${options.durationSeconds}s per point`}; ${notes[0]}`);
+  const plan = options.soak
+    ? `${options.soakRequests} soak requests at concurrency ${options.concurrency[0] ?? 50}`
+    : `concurrency ${options.concurrency.join(',')}, ${options.durationSeconds}s per point`;
+  log(`bench: ${selected.length} scenario(s), ${plan}; ${notes.find((n) => n.includes('pinned')) ?? ''}`);
 
   const needsApi = selected.some((s) => s.apiReadsPerCycle > 0);
   let api: ApiProcess | undefined;
@@ -545,7 +583,8 @@ async function main(): Promise<number> {
     startedAt,
     finishedAt: startedAt,
     argv: process.argv.slice(2),
-    cli: relative(REPO_ROOT, options.cli),
+    cli: requestedCli === CLI_PATH && !process.argv.includes('--cli') ? `${relative(REPO_ROOT, CLI_PATH)} (snapshot taken at start)` : relative(REPO_ROOT, requestedCli),
+    ...(git ? { git } : {}),
     machine: machine(cores),
     options: { durationSeconds: options.durationSeconds, warmupSeconds: options.warmupSeconds, concurrency: options.concurrency, logLevel: options.logLevel, scenarios: selected.map((s) => s.id) },
     rules: { source: relative(REPO_ROOT, DEFAULT_RULES_PATH), addedChecksumRule: files.addedChecksumRule },
@@ -565,7 +604,7 @@ async function main(): Promise<number> {
     }
     if (options.auditRuns > 0) {
       log(`audit: ${options.auditRuns} runs over the corpus`);
-      results.audit = await timeAudit(options.cli, options.auditRuns);
+      results.audit = await timeAudit(options.cli!, options.auditRuns);
     }
   } finally {
     if (api) await api.child.stop();
