@@ -14,7 +14,9 @@ export function patchFrom(object: KubeObject, edit: (draft: KubeObject) => void)
 /** Applies `ops` to a clone of `object`; never touches the input. */
 export function applyPatch(object: KubeObject, ops: readonly PatchOperation[]): KubeObject {
   if (ops.length === 0) return object;
-  return fastJsonPatch.applyPatch(structuredClone(object), [...ops], true, false, true).newDocument;
+  // The clone is ours, so fast-json-patch may edit it in place (mutateDocument: true): with false it
+  // deep-copies the document a second time, which was a quarter of the CPU of a 1 MB UPDATE.
+  return fastJsonPatch.applyPatch(structuredClone(object), [...ops], true, true, true).newDocument;
 }
 
 export function diff(before: KubeObject, after: KubeObject): PatchOperation[] {
