@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { RuleSetError } from '../rules/load.js';
 import { CredentialsError } from '../server/tls.js';
-import { runAudit } from './audit.js';
-import { runCerts, certsHelp } from './certs.js';
 import { UsageError, type CliIo } from './flags.js';
-import { runServe, serveHelp } from './serve.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -17,25 +14,29 @@ Commands:
   certs      Generate a CA and serving certificate for the webhook Service
   audit      Dry-run the rules over rendered manifests (for CI)
 
-Run "gitops-guard <command> --help" for a command's options.
+  controller Roll workloads whose consumed ConfigMaps/Secrets changed (leader-elected)
 
-${serveHelp}
-${certsHelp}`;
+Run "gitops-guard <command> --help" for a command's options and their environment variables.
+`;
 
 /** Returns the exit code, or null when a long-running command keeps the process alive. */
 export async function main(argv: string[], io: CliIo): Promise<number | null> {
   const [command, ...rest] = argv;
   try {
+    // Commands load lazily: `audit` in CI should not pay for the Kubernetes client the server needs.
     switch (command) {
       case 'serve': {
-        const result = await runServe(rest, io);
+        const result = await (await import('./serve.js')).runServe(rest, io);
         return typeof result === 'number' ? result : null;
       }
-      case 'controller': return await import('./controller.js').then(async ({ runController }) => { const result = await runController(rest, io); return typeof result === 'number' ? result : null; });
+      case 'controller': {
+        const result = await (await import('./controller.js')).runController(rest, io);
+        return typeof result === 'number' ? result : null;
+      }
       case 'certs':
-        return runCerts(rest, io);
+        return (await import('./certs.js')).runCerts(rest, io);
       case 'audit':
-        return runAudit(rest, io);
+        return (await import('./audit.js')).runAudit(rest, io);
       case undefined:
       case '-h':
       case '--help':
@@ -46,7 +47,7 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
         io.stdout.write(`${VERSION}\n`);
         return 0;
       default:
-        throw new UsageError(`unknown command "${command}" (expected serve, certs or audit)`);
+        throw new UsageError(`unknown command "${command}" (expected serve, certs, audit or controller)`);
     }
   } catch (error) {
     if (error instanceof UsageError) {
