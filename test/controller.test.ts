@@ -392,6 +392,41 @@ function io() {
   return { io: { stdin: new PassThrough(), stdout, stderr }, out: () => out, err: () => err };
 }
 
+describe('rollout controller: workloads the webhook has not stamped, and audit mode', () => {
+  it('leaves never-stamped workloads to the webhook unless stampUnstamped; dryRun writes nothing', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    // Admitted before gitops-guard was installed: no annotation.
+    api.put(deployment(ns, 'old', { containers: [{ name: 'old', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+
+    const audit = startController(ns, 'replica-a', { dryRun: true, stampUnstamped: true });
+    await leading(audit);
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await sleep(400);
+    await audit.idle();
+    expect(patchesIn(ns), 'dry run').toEqual([]);
+    expect(logs.some((line) => line.includes('dry run: would roll workload') && line.includes(`Deployment ${ns}/web`))).toBe(true);
+    await audit.stop();
+    running.splice(running.indexOf(audit), 1);
+
+    const keeper = startController(ns, 'replica-b');
+    await leading(keeper);
+    await waitFor('web patched', () => patchesIn(ns).length === 1);
+    await sleep(300);
+    await keeper.idle();
+    expect(patchesIn(ns).map((p) => p.path.split('/').at(-1))).toEqual(['web']);
+    expect(stampedOn(ns, 'old')).toBeUndefined();
+    await keeper.stop();
+    running.splice(running.indexOf(keeper), 1);
+
+    const adopter = startController(ns, 'replica-c', { stampUnstamped: true });
+    await leading(adopter);
+    await waitFor('old stamped', () => patchesIn(ns).length === 2);
+    expect(stampedOn(ns, 'old')).toBe(await webhookChecksum(api.get('apps/v1', 'Deployment', ns, 'old')!));
+  });
+});
+
 describe('gitops-guard controller (CLI)', () => {
   it('prints its help and rejects bad flags with exit code 2', async () => {
     const help = io();

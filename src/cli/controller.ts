@@ -28,6 +28,8 @@ const flags: FlagSpecs = {
   'retry-period-ms': { type: 'string', env: 'GITOPS_GUARD_RETRY_PERIOD_MS', default: String(CONTROLLER_DEFAULTS.retryPeriodMs), description: 'Time between lease acquire/renew attempts' },
   identity: { type: 'string', env: 'HOSTNAME', description: 'This replica\'s identity in the Lease and in Events (default: the host name)' },
   username: { type: 'string', env: 'GITOPS_GUARD_CONTROLLER_USERNAME', default: CONTROLLER_DEFAULTS.username, description: 'User the stamping rule is matched as (rules with userInfo)' },
+  mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: patch; audit: compute and log what would be patched, never write (match the webhook\'s mode)' },
+  'stamp-unstamped': { type: 'boolean', env: 'GITOPS_GUARD_STAMP_UNSTAMPED', description: 'Also stamp selected workloads that carry no checksum yet (rolls each of them once)' },
   rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (when argoproj.io/v1alpha1 is served), true or false' },
   'metrics-port': { type: 'string', env: 'GITOPS_GUARD_METRICS_PORT', default: '8080', description: 'Plain HTTP port for /metrics, /healthz and /readyz (0: any free port)' },
   'metrics-host': { type: 'string', env: 'GITOPS_GUARD_METRICS_HOST', description: 'Address to bind the metrics port (all interfaces when unset)' },
@@ -58,6 +60,8 @@ export interface ControllerCliConfig {
   identity: string;
   username: string;
   rollouts: 'auto' | boolean;
+  mode: 'enforce' | 'audit';
+  stampUnstamped: boolean;
   metricsPort: number;
   metricsHost?: string;
   logLevel: LevelWithSilent;
@@ -79,6 +83,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
   }
   const rollouts = String(values.rollouts);
   if (!['auto', 'true', 'false'].includes(rollouts)) throw new UsageError('--rollouts must be auto, true or false');
+  const mode = String(values.mode);
+  if (mode !== 'enforce' && mode !== 'audit') throw new UsageError(`--mode must be enforce or audit, got "${mode}"`);
   const leaseNamespace = String(values['lease-namespace']);
   if (!DNS_LABEL.test(leaseNamespace)) throw new UsageError(`--lease-namespace: "${leaseNamespace}" is not a namespace name`);
   const identity = (values.identity as string | undefined) || hostname();
@@ -98,6 +104,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     identity,
     username: String(values.username),
     rollouts: rollouts === 'auto' ? 'auto' : rollouts === 'true',
+    mode,
+    stampUnstamped: values['stamp-unstamped'] === true,
     metricsPort: integerFlag(values['metrics-port'], 'metrics-port', 0, 65535),
     metricsHost: values['metrics-host'] as string | undefined,
     logLevel,
@@ -149,6 +157,8 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     concurrency: config.concurrency,
     username: config.username,
     rollouts: config.rollouts,
+    dryRun: config.mode === 'audit',
+    stampUnstamped: config.stampUnstamped,
     registry,
     logger,
   });
@@ -176,7 +186,7 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     server.listen(config.metricsPort, config.metricsHost, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, kubernetesApi: kubeConfig.getCurrentCluster()?.server ?? 'configured', identity: config.identity }, 'controller metrics listening');
+  logger.info({ port, mode: config.mode, kubernetesApi: kubeConfig.getCurrentCluster()?.server ?? 'configured', identity: config.identity }, 'controller metrics listening');
   const stopRulesWatch = watchFiles([config.rulesPath], config.reloadIntervalMs, () => rules.reload());
 
   await controller.start();

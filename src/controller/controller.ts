@@ -48,6 +48,10 @@ export interface ControllerConfig {
   kube?: KubeReader;
   /** Lease access (default: coordination.k8s.io/v1 through client-node). */
   leaseClient?: LeaseClient;
+  /** Also stamp workloads without a checksum yet (default false: only keep stamped values current). */
+  stampUnstamped?: boolean;
+  /** Compute and report only, never patch (pairs with the webhook's audit mode). */
+  dryRun?: boolean;
 }
 
 export const CONTROLLER_DEFAULTS = {
@@ -123,6 +127,8 @@ export class RolloutController {
       isLeader: () => this.elector.isLeader(),
       identity: config.identity,
       logger: config.logger,
+      stampUnstamped: config.stampUnstamped ?? false,
+      dryRun: config.dryRun ?? false,
     };
   }
 
@@ -304,6 +310,8 @@ export class RolloutController {
       if (outcome.result === 'patched') {
         this.metrics.rollouts.inc({ kind: ref.resource.kind });
         this.config.logger.info({ workload: what, changed: outcome.sources, checksum: outcome.checksum, previous: outcome.previous ?? null }, 'config changed: rolling workload');
+      } else if (outcome.result === 'would-patch') {
+        this.config.logger.info({ workload: what, changed: outcome.sources, checksum: outcome.checksum, previous: outcome.previous ?? null }, 'dry run: would roll workload');
       } else if (outcome.result === 'skipped') {
         this.config.logger.debug({ workload: what, reason: outcome.reason }, 'workload skipped');
       }

@@ -21,13 +21,13 @@ export function createControllerMetrics(registry: Registry, queueDepth: () => nu
     }),
     reconcileErrors: new Counter({
       name: 'gitops_guard_controller_reconcile_errors_total',
-      help: 'Reconciles that failed and were retried, by reason (read, conflict, patch, leadership, internal).',
+      help: 'Reconciles that failed and were retried, by reason (read: a ConfigMap/Secret read failed; conflict: the workload changed meanwhile; api: any other API failure).',
       labelNames: ['reason'],
       registers,
     }),
     reconciles: new Counter({
       name: 'gitops_guard_controller_reconciles_total',
-      help: 'Reconciles by result (patched, in-sync, skipped, error).',
+      help: 'Reconciles by result (patched, would-patch, in-sync, skipped, error, aborted).',
       labelNames: ['result'],
       registers,
     }),

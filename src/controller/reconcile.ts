@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
 import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../actions/checksum/compute.js';
 import { isChecksumValue } from '../actions/checksum/encoding.js';
-import { isPlainObject, locatePodTemplate, type PlainObject } from '../actions/checksum/pod-template.js';
+import { isPlainObject, locatePodTemplate, PodTemplateError, type PlainObject, type PodTemplateLocation } from '../actions/checksum/pod-template.js';
 import { DEFAULT_CHECKSUM_ANNOTATION, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
 import type { KubeReader } from '../kube/reader.js';
 import { matchRule } from '../rules/match.js';
@@ -35,10 +35,19 @@ export interface ReconcileDeps {
   /** Component and instance named in Events. */
   identity: string;
   logger: Logger;
+  /**
+   * Also stamp workloads that carry no checksum yet (admitted before the webhook ran, or while
+   * it was down). Off by default: the first stamp then comes from the webhook at the workload's
+   * next admission, so installing the controller never rolls every old workload at once.
+   */
+  stampUnstamped?: boolean;
+  /** Compute and report, never write (the webhook's `--mode audit`). */
+  dryRun?: boolean;
 }
 
 export type ReconcileOutcome =
   | { result: 'patched'; checksum: string | null; previous: string | undefined; sources: string[] }
+  | { result: 'would-patch'; checksum: string | null; previous: string | undefined; sources: string[] }
   | { result: 'in-sync'; checksum: string | null }
   | { result: 'skipped'; reason: string };
 
@@ -166,11 +175,20 @@ export async function reconcileWorkload(ref: WorkloadRef, sources: readonly stri
   const params = stampingParams(deps.rules(), syntheticRequest(ref.resource, object, deps.username), object);
   if (typeof params === 'string') return { result: 'skipped', reason: `not selected for stamping (${params})` };
 
-  const location = locatePodTemplate(object);
+  let location: PodTemplateLocation | null;
+  try {
+    location = locatePodTemplate(object);
+  } catch (error) {
+    if (error instanceof PodTemplateError) return { result: 'skipped', reason: error.message };
+    throw error;
+  }
   if (!location) return { result: 'skipped', reason: 'no pod template of its own' };
   const current = templateAnnotation(location.template, params.annotation);
   if (current !== undefined && !isChecksumValue(current)) {
     return { result: 'skipped', reason: `annotation ${params.annotation} was not written by gitops-guard` };
+  }
+  if (current === undefined && !deps.stampUnstamped) {
+    return { result: 'skipped', reason: 'not stamped by the webhook yet (it stamps at the next admission)' };
   }
 
   const result = await computeWorkloadChecksum(object, ref.namespace, deps.kube, deps.checksumKey, {
@@ -181,6 +199,7 @@ export async function reconcileWorkload(ref: WorkloadRef, sources: readonly stri
   });
   if (result.value === current || (result.value === null && current === undefined)) return { result: 'in-sync', checksum: result.value };
 
+  if (deps.dryRun) return { result: 'would-patch', checksum: result.value, previous: current, sources: [...sources] };
   if (signal.aborted || !deps.isLeader()) throw new LeadershipLostError('not the leader any more; patch not sent');
   const patch = annotationPatch(location.workload.templatePath, object.metadata?.resourceVersion, params.annotation, result.value);
   let patched: KubeObject;
