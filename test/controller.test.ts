@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { applyPatch } from '../src/actions/patch.js';
 import { createRegistry } from '../src/actions/registry.js';
+import { locatePodTemplate } from '../src/actions/checksum/pod-template.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import type { KubeObject } from '../src/admission/types.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
@@ -17,7 +18,7 @@ import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate } from '../src/rules/engine.js';
 import { loadRuleSetFile } from '../src/rules/load.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
-import { configMap, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
+import { configMap, DEFAULT_RESOURCES, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
 import { requestFor } from './support/review.js';
 
 /**
@@ -104,15 +105,16 @@ async function leading(controller: RolloutController): Promise<void> {
 async function webhookChecksum(object: KubeObject): Promise<string | undefined> {
   const { logger } = capturingLogger();
   const evaluation = await evaluate(requestFor(object), 'mutate', rules, { registry, kube: new ClientNodeReader(kubeConfig), settings: { checksumKey: KEY }, logger });
-  const stamped = applyPatch(object, evaluation.patch) as any;
-  return stamped.spec.template.metadata?.annotations?.[A];
+  const stamped = applyPatch(object, evaluation.patch);
+  return (locatePodTemplate(stamped)!.template as any).metadata?.annotations?.[A];
 }
 
 /** Stores a workload as the webhook would have admitted it (stamped). */
 async function admit(object: KubeObject): Promise<KubeObject> {
   const checksum = await webhookChecksum(object);
-  const stamped = structuredClone(object) as any;
-  stamped.spec.template.metadata.annotations = { ...stamped.spec.template.metadata.annotations, [A]: checksum };
+  const stamped = structuredClone(object);
+  const template = locatePodTemplate(stamped)!.template as any;
+  template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, [A]: checksum } };
   return api.put(stamped);
 }
 
@@ -392,6 +394,63 @@ function io() {
   return { io: { stdin: new PassThrough(), stdout, stderr }, out: () => out, err: () => err };
 }
 
+describe('rollout controller: workload kinds', () => {
+  const podSpec = (name: string) => ({ containers: [{ name, image: 'x:1', env: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'token', key: 'value' } } }] }] });
+  const template = (name: string) => ({ metadata: { labels: { app: name } }, spec: podSpec(name) });
+
+  it('rolls StatefulSets, DaemonSets, CronJobs and Argo Rollouts at their own template paths', async () => {
+    const ns = newNamespace();
+    api.put(secret(ns, 'token', { value: 'one' }));
+    const selector = (name: string) => ({ matchLabels: { app: name } });
+    const workloads: KubeObject[] = [
+      { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db', namespace: ns }, spec: { serviceName: 'db', selector: selector('db'), template: template('db') } },
+      { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', namespace: ns }, spec: { selector: selector('agent'), template: template('agent') } },
+      { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'report', namespace: ns }, spec: { schedule: '@daily', jobTemplate: { spec: { template: template('report') } } } },
+      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', metadata: { name: 'canary', namespace: ns }, spec: { selector: selector('canary'), template: template('canary') } },
+    ];
+    for (const workload of workloads) await admit(workload);
+    const controller = startController(ns, 'replica-a');
+    await leading(controller);
+    expect(patchesIn(ns)).toEqual([]);
+
+    api.put(secret(ns, 'token', { value: 'two' }));
+    await waitFor('four patches', () => patchesIn(ns).length === 4);
+    await sleep(300);
+    await controller.idle();
+    expect(patchesIn(ns).map((p) => p.path).sort()).toEqual([
+      `/apis/apps/v1/namespaces/${ns}/daemonsets/agent`,
+      `/apis/apps/v1/namespaces/${ns}/statefulsets/db`,
+      `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts/canary`,
+      `/apis/batch/v1/namespaces/${ns}/cronjobs/report`,
+    ]);
+    const cronPatch = patchesIn(ns).find((p) => p.path.endsWith('/report'))!.body as any;
+    expect(Object.keys(cronPatch.spec)).toEqual(['jobTemplate']);
+    for (const workload of workloads) {
+      const stored = api.get(workload.apiVersion!, workload.kind!, ns, workload.metadata!.name!)!;
+      const value = (locatePodTemplate(stored)!.template as any).metadata.annotations[A];
+      expect(value, workload.kind).toMatch(/^v1:[0-9a-f]{64}$/);
+      expect(value).toBe(await webhookChecksum(stored));
+    }
+  });
+
+  it('does not watch Argo Rollouts when the argoproj.io API is not served', async () => {
+    const bare = await KubeApiServer.start({ resources: DEFAULT_RESOURCES.filter((r) => r.group !== 'argoproj.io') });
+    try {
+      const config = new KubeConfig();
+      config.loadFromFile(bare.writeKubeconfig());
+      const controller = startController('plain', 'replica-a', { kubeConfig: config });
+      await leading(controller);
+      expect(bare.requestsTo('/apis/argoproj.io/v1alpha1')).toHaveLength(1);
+      expect(bare.requests.filter((r) => r.path.includes('rollouts'))).toEqual([]);
+      expect(bare.requests.filter((r) => r.path === '/apis/apps/v1/namespaces/plain/deployments').length).toBeGreaterThan(0);
+      await controller.stop();
+      running.splice(running.indexOf(controller), 1);
+    } finally {
+      await bare.close();
+    }
+  });
+});
+
 describe('rollout controller: workloads the webhook has not stamped, and audit mode', () => {
   it('leaves never-stamped workloads to the webhook unless stampUnstamped; dryRun writes nothing', async () => {
     const ns = newNamespace();
@@ -479,7 +538,12 @@ describe('gitops-guard controller (CLI)', () => {
 
       api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
       await waitFor('patch', () => patchesIn(ns).length === 1);
-      const metrics = (await httpGet(running.port, '/metrics')).body;
+      let metrics = '';
+      const start = Date.now();
+      while (!/^gitops_guard_controller_rollouts_total\{kind="Deployment"\} 1$/m.test(metrics) && Date.now() - start < 5000) {
+        metrics = (await httpGet(running.port, '/metrics')).body;
+        await sleep(20);
+      }
       expect(metrics).toMatch(/^gitops_guard_controller_rollouts_total\{kind="Deployment"\} 1$/m);
       expect(metrics).toMatch(/^gitops_guard_controller_leader 1$/m);
       expect(metrics).toMatch(/^gitops_guard_controller_queue_depth \d+$/m);
