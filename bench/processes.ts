@@ -28,7 +28,7 @@ export interface Child {
   pid: number;
   /** Resolves once the process has exited and its stdio is drained. */
   exited: Promise<number | null>;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  /** SIGTERM, then SIGKILL after `graceMs` (the server drains for up to 10 s); resolves with the exit code. */
   stop(graceMs?: number): Promise<number | null>;
 }
 
@@ -42,7 +42,7 @@ export function startNode(args: string[], core: number | undefined, options: Spa
     process: child,
     pid: child.pid,
     exited,
-    stop(graceMs = 5000) {
+    stop(graceMs = 15_000) {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
