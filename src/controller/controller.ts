@@ -72,7 +72,12 @@ interface Watched {
   spec: InformerSpec<any>;
   connects: number;
   restartTimer?: NodeJS.Timeout;
+  /** Failures in a row (reset after a quiet minute): the restart delay doubles with each. */
+  failures: number;
+  lastFailureAt: number;
 }
+
+const MAX_WATCH_RESTART_MS = 30_000;
 
 /**
  * The rollout controller: informers on ConfigMaps, Secrets and the stamped workload kinds in every
@@ -190,7 +195,7 @@ export class RolloutController {
     this.queue.clear();
     for (const watched of this.watched) {
       clearTimeout(watched.restartTimer);
-      await watched.spec.informer.stop();
+      watched.spec.close();
     }
     this.watched.length = 0;
     this.synced = false;
@@ -215,12 +220,14 @@ export class RolloutController {
   }
 
   private watch(spec: InformerSpec<any>, handle: (type: 'add' | 'update' | 'delete', object: unknown) => void): void {
-    const watched: Watched = { spec, connects: 0 };
+    const watched: Watched = { spec, connects: 0, failures: 0, lastFailureAt: 0 };
     this.watched.push(watched);
     const { informer, resource, namespace } = spec;
-    informer.on('add', (object: unknown) => handle('add', object));
-    informer.on('update', (object: unknown) => handle('update', object));
-    informer.on('delete', (object: unknown) => handle('delete', object));
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      informer.on(verb, (object: unknown) => {
+        if (!this.stopped) handle(verb, object);
+      });
+    }
     informer.on('connect', () => {
       if (watched.connects++ > 0) this.metrics.watchRestarts.inc({ resource });
     });
@@ -228,11 +235,16 @@ export class RolloutController {
       if (this.stopped) return;
       // client-node stops an informer whose list or watch failed (other than 410): start it again;
       // it resumes from the last resourceVersion it saw, or lists again if it never listed.
-      this.config.logger.warn({ resource, namespace: namespace ?? 'all', err: describeApiError(error) }, 'watch failed; restarting');
+      const now = Date.now();
+      if (now - watched.lastFailureAt > 60_000) watched.failures = 0;
+      watched.failures++;
+      watched.lastFailureAt = now;
+      const delay = Math.min(this.settings.watchRestartDelayMs * 2 ** (watched.failures - 1), MAX_WATCH_RESTART_MS);
+      this.config.logger.warn({ resource, namespace: namespace ?? 'all', err: describeApiError(error), retryInMs: delay }, 'watch failed; restarting');
       clearTimeout(watched.restartTimer);
       watched.restartTimer = setTimeout(() => {
         if (!this.stopped) void informer.start();
-      }, this.settings.watchRestartDelayMs);
+      }, delay);
     });
   }
 

@@ -56,8 +56,15 @@ export function slimWorkload(object: KubeObject): KubeObject {
 
 type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
 
-/** A Watch whose events are transformed before the informer (and its cache) sees them. */
-class TransformingWatch extends Watch {
+/**
+ * A Watch whose events are transformed before the informer (and its cache) sees them, and that
+ * can be closed for good: client-node's informer may open a watch after stop() when stop() came
+ * while it was listing; a closed TransformingWatch opens nothing and aborts what it opened.
+ */
+export class TransformingWatch extends Watch {
+  private closed = false;
+  private readonly open = new Set<AbortController>();
+
   constructor(
     kubeConfig: KubeConfig,
     private readonly transform: (object: any) => any,
@@ -65,13 +72,32 @@ class TransformingWatch extends Watch {
     super(kubeConfig);
   }
 
-  override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: (err: any) => void): Promise<AbortController> {
-    return super.watch(
+  override async watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: (err: any) => void): Promise<AbortController> {
+    if (this.closed) {
+      const aborted = new AbortController();
+      aborted.abort();
+      return aborted;
+    }
+    const controller = await super.watch(
       path,
       queryParams,
-      (phase, object) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' || !object ? object : this.transform(object)),
+      (phase, object) => {
+        if (!this.closed) callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' || !object ? object : this.transform(object));
+      },
       done,
     );
+    if (this.closed) controller.abort();
+    else {
+      this.open.add(controller);
+      controller.signal.addEventListener('abort', () => this.open.delete(controller), { once: true });
+    }
+    return controller;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const controller of this.open) controller.abort();
+    this.open.clear();
   }
 }
 
@@ -85,12 +111,20 @@ export function makeTransformingInformer<T extends KubernetesObject>(
   path: string,
   list: () => Promise<KubernetesListObject<any>>,
   transform: (object: any) => T,
-): ListWatch<T> {
+): { informer: ListWatch<T>; close: () => void } {
   const listFn = async (): Promise<KubernetesListObject<T>> => {
     const result = await list();
     return { ...result, items: (result.items ?? []).map(transform) };
   };
-  return new ListWatch<T>(path, new TransformingWatch(kubeConfig, transform), listFn, false);
+  const watch = new TransformingWatch(kubeConfig, transform);
+  const informer = new ListWatch<T>(path, watch, listFn, false);
+  return {
+    informer,
+    close: () => {
+      void informer.stop();
+      watch.close();
+    },
+  };
 }
 
 export interface InformerSpec<T extends KubernetesObject> {
@@ -98,6 +132,8 @@ export interface InformerSpec<T extends KubernetesObject> {
   resource: string;
   namespace: string | undefined;
   informer: ListWatch<T>;
+  /** Stops the informer for good (no watch is opened afterwards). */
+  close: () => void;
 }
 
 function collectionPath(prefix: string, plural: string, namespace: string | undefined): string {
@@ -119,7 +155,7 @@ export function sourceInformers(kubeConfig: KubeConfig, kind: ConfigSourceKind, 
           ? core.listConfigMapForAllNamespaces()
           : core.listNamespacedConfigMap({ namespace });
     const transform = (object: any): SourceSummary => summarise(kind, object);
-    return { resource: plural, namespace, informer: makeTransformingInformer(kubeConfig, collectionPath('/api/v1', plural, namespace), list, transform) };
+    return { resource: plural, namespace, ...makeTransformingInformer(kubeConfig, collectionPath('/api/v1', plural, namespace), list, transform) };
   });
 }
 
@@ -139,7 +175,7 @@ export function workloadInformers(kubeConfig: KubeConfig, resource: WorkloadReso
     return {
       resource: `${plural}.${group}`,
       namespace,
-      informer: makeTransformingInformer(kubeConfig, collectionPath(`/apis/${group}/${version}`, plural, namespace), list, transform),
+      ...makeTransformingInformer(kubeConfig, collectionPath(`/apis/${group}/${version}`, plural, namespace), list, transform),
     };
   });
 }
