@@ -179,7 +179,7 @@ describe('docs/install.md', () => {
     for (const [, path] of markdown.matchAll(/\b((?:manifests|hack|docs|rules)\/[\w./-]*[\w/])/g)) {
       expect(existsSync(join(ROOT, path!)), path).toBe(true);
     }
-    const kustomizations = [...markdown.matchAll(/kubectl (?:apply|delete|kustomize) (?:--server-side )?-k (manifests\S*)/g)].map((m) => m[1]!);
+    const kustomizations = [...markdown.matchAll(/kubectl (?:apply|delete|kustomize) (?:--server-side )?-k (manifests[\w./-]*[\w/])/g)].map((m) => m[1]!);
     expect(kustomizations.length).toBeGreaterThan(0);
     for (const dir of kustomizations) expect(existsSync(join(ROOT, dir, 'kustomization.yaml')), dir).toBe(true);
   });
