@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { applyPatch } from '../src/actions/patch.js';
@@ -555,5 +555,49 @@ describe('gitops-guard controller (CLI)', () => {
     }
     const lease = api.get('coordination.k8s.io/v1', 'Lease', 'gitops-guard', 'cli-lease') as any;
     expect(lease.spec.holderIdentity).toBe('');
+  });
+});
+
+describe('test API server: the parts the controller relies on', () => {
+  it('WATCH replays from a bounded history and answers an expired resourceVersion with 410 Expired', async () => {
+    const small = await KubeApiServer.start({ historyLimit: 3 });
+    try {
+      const config = new KubeConfig();
+      config.loadFromFile(small.writeKubeconfig());
+      const first = small.put(configMap('w', 'c0', { v: '0' }));
+      for (let i = 1; i <= 4; i++) small.put(configMap('w', `c${i}`, { v: String(i) }));
+      const events = (from: string) =>
+        new Promise<{ type: string; object: any }[]>((resolve, reject) => {
+          const seen: { type: string; object: any }[] = [];
+          void new Watch(config)
+            .watch('/api/v1/namespaces/w/configmaps', { resourceVersion: from }, (type, object) => {
+              seen.push({ type, object });
+              if (type === 'ERROR' || seen.length === 2) resolve(seen);
+            }, (err) => (err ? reject(err) : resolve(seen)))
+            .then((controller) => setTimeout(() => controller.abort(), 1000));
+        });
+      const recent = await events(String(Number(small.currentResourceVersion) - 2));
+      expect(recent.map((e) => [e.type, e.object.metadata.name])).toEqual([
+        ['ADDED', 'c3'],
+        ['ADDED', 'c4'],
+      ]);
+      const expired = await events(first.metadata!.resourceVersion!);
+      expect(expired).toEqual([{ type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired' }) }]);
+      expect(small.list('v1', 'ConfigMap', 'w').map((o) => o.metadata!.name)).toEqual(['c0', 'c1', 'c2', 'c3', 'c4']);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('leases: create refuses duplicates (409 AlreadyExists), replace refuses a stale resourceVersion (409 Conflict)', async () => {
+    const leases = kubeConfig.makeApiClient(CoordinationV1Api);
+    const body = { metadata: { name: 'probe', namespace: 'leases' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 1 } };
+    const created = await leases.createNamespacedLease({ namespace: 'leases', body });
+    await expect(leases.createNamespacedLease({ namespace: 'leases', body })).rejects.toMatchObject({ code: 409 });
+    const replaced = await leases.replaceNamespacedLease({ name: 'probe', namespace: 'leases', body: { ...body, metadata: { ...body.metadata, resourceVersion: created.metadata!.resourceVersion } } });
+    expect(replaced.metadata!.resourceVersion).not.toBe(created.metadata!.resourceVersion);
+    await expect(
+      leases.replaceNamespacedLease({ name: 'probe', namespace: 'leases', body: { ...body, metadata: { ...body.metadata, resourceVersion: created.metadata!.resourceVersion } } }),
+    ).rejects.toMatchObject({ code: 409 });
   });
 });

@@ -463,7 +463,11 @@ export class KubeApiServer {
           return;
         }
       }
-      this.serve(method, url, target, body, req, res);
+      try {
+        this.serve(method, url, target, body, req, res);
+      } catch (error) {
+        send(res, 500, status(500, `test API server: ${error instanceof Error ? error.message : String(error)}`));
+      }
     };
     if (fault?.latencyMs) this.later(fault.latencyMs, answer);
     else answer();
@@ -652,7 +656,7 @@ export class KubeApiServer {
           conflict();
           return;
         }
-        send(res, 200, this.put({ ...replacement, metadata: { ...replacement.metadata, name, ...(resource.namespaced ? { namespace } : {}) } }));
+        send(res, 200, this.put({ ...replacement, apiVersion: object.apiVersion, kind: resource.kind, metadata: { ...replacement.metadata, name, ...(resource.namespaced ? { namespace } : {}) } }));
         return;
       }
       case 'PATCH': {
