@@ -87,6 +87,11 @@ export class ConsumerIndex {
     return this.byWorkload.get(workload) ?? [];
   }
 
+  clear(): void {
+    this.bySource.clear();
+    this.byWorkload.clear();
+  }
+
   get workloads(): number {
     return this.byWorkload.size;
   }

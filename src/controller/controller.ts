@@ -200,6 +200,11 @@ export class RolloutController {
     this.watched.length = 0;
     this.synced = false;
     this.metrics.leader.set(0);
+    // A later start() lists everything again.
+    this.digests.clear();
+    this.workloads.clear();
+    this.attempts.clear();
+    this.index.clear();
   }
 
   private async rolloutsServed(resource: WorkloadResource): Promise<boolean> {
