@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { collectReferences } from '../actions/checksum/references.js';
 import { changedKeys, ConsumerIndex } from './consumers.js';
+import { slimWorkload, summarise } from './informers.js';
 
 const refs = (podSpec: Record<string, unknown>) => collectReferences(podSpec, { includeImagePullSecrets: true });
 
@@ -59,5 +60,35 @@ describe('ConsumerIndex', () => {
     expect(index.workloads).toBe(0);
     index.setWorkload('w', 'ns', []);
     expect(index.workloads).toBe(0);
+  });
+});
+
+describe('what the informer caches keep', () => {
+  it('ConfigMaps and Secrets: names and per-key digests, never values', () => {
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db', namespace: 'ns', resourceVersion: '7', annotations: { a: 'b' } }, data: { password: Buffer.from('hunter2').toString('base64'), user: Buffer.from('app').toString('base64') } };
+    const summary = summarise('Secret', secret);
+    expect(summary.metadata).toEqual({ name: 'db', namespace: 'ns', resourceVersion: '7' });
+    expect(Object.keys(summary.digests!)).toEqual(['password', 'user']);
+    expect(JSON.stringify(summary)).not.toContain(secret.data.password);
+    expect(JSON.stringify(summary)).not.toContain('hunter2');
+    // Same value, same digest (within this process); another value, another digest.
+    expect(summarise('Secret', secret).digests).toEqual(summary.digests);
+    const changed = summarise('Secret', { ...secret, data: { ...secret.data, password: Buffer.from('hunter3').toString('base64') } });
+    expect(changedKeys(summary.digests, changed.digests)).toEqual(new Set(['password']));
+    // ConfigMap data and binaryData are both covered; malformed data cannot be compared.
+    const cm = summarise('ConfigMap', { metadata: { name: 'c', namespace: 'ns' }, data: { a: 'x' }, binaryData: { b: Buffer.from('y').toString('base64') } });
+    expect(Object.keys(cm.digests!)).toEqual(['a', 'b']);
+    expect(summarise('ConfigMap', { metadata: { name: 'c', namespace: 'ns' }, data: { a: 1 } } as any).digests).toBeUndefined();
+  });
+
+  it('workloads: without status, managedFields and the last-applied copy', () => {
+    const slim = slimWorkload({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'w', managedFields: [{}], annotations: { keep: 'me', 'kubectl.kubernetes.io/last-applied-configuration': '{}' } },
+      spec: { template: {} },
+      status: { replicas: 1 },
+    });
+    expect(slim).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'w', annotations: { keep: 'me' } }, spec: { template: {} } });
   });
 });

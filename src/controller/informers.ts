@@ -44,14 +44,21 @@ export function summarise(kind: ConfigSourceKind, object: KubernetesObject & { d
   return { kind, metadata: { name, namespace, resourceVersion: object.metadata?.resourceVersion }, digests };
 }
 
-/** Keeps workloads small in the cache: their status and managedFields are never needed. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Keeps workloads small in the cache: status, managedFields and kubectl's last-applied copy of
+ * the whole object are never needed (reconcile reads the workload fresh).
+ */
 export function slimWorkload(object: KubeObject): KubeObject {
   const { status: _status, ...rest } = object;
-  if (rest.metadata && 'managedFields' in rest.metadata) {
-    const { managedFields: _managed, ...metadata } = rest.metadata;
-    return { ...rest, metadata };
+  if (!rest.metadata) return rest;
+  const { managedFields: _managed, ...metadata } = rest.metadata;
+  if (metadata.annotations && LAST_APPLIED in metadata.annotations) {
+    const { [LAST_APPLIED]: _lastApplied, ...annotations } = metadata.annotations;
+    metadata.annotations = annotations;
   }
-  return rest;
+  return { ...rest, metadata };
 }
 
 type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void;
