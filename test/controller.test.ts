@@ -303,6 +303,27 @@ describe('rollout controller', () => {
     expect(patchesIn(ns)).toEqual([]);
   });
 
+  it('aborts in-flight work when the lease is lost mid-reconcile: the patch is never sent', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
+    const controller = startController(ns, 'replica-a');
+    await leading(controller);
+    const readPath = `/api/v1/namespaces/${ns}/configmaps/app-config`;
+    const readsBefore = api.requestsTo(readPath).length;
+    api.fault({ method: 'GET', path: readPath }, { latencyMs: 1500 });
+    api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+    await waitFor('the checksum read in flight', () => api.requestsTo(readPath).length > readsBefore);
+    const lease = api.get('coordination.k8s.io/v1', 'Lease', 'gitops-guard', `gitops-guard-controller-${testNumber}`) as any;
+    api.put({ ...lease, spec: { ...lease.spec, holderIdentity: 'replica-z', leaseDurationSeconds: 30 } });
+    await waitFor('lost', () => !controller.leading);
+    await waitFor('read abandoned', () => api.requestsTo(readPath).at(-1)!.abandoned === true, 3000);
+    await sleep(1800);
+    expect(patchesIn(ns)).toEqual([]);
+    const reconciles = await (controller.metrics.reconciles as any).get();
+    expect(reconciles.values.find((v: any) => v.labels.result === 'aborted')?.value).toBe(1);
+  });
+
   it('recovers from a dropped watch and from 410 Gone without missing a change', async () => {
     const ns = newNamespace();
     api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
