@@ -1,3 +1,5 @@
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
@@ -138,6 +140,46 @@ describe('bad input', () => {
     const res = await request(app).post('/validate').set('content-type', 'application/json').send(Buffer.alloc(MAX_BODY_BYTES + 10, 0x20));
     expect(res.status).toBe(413);
     expect(res.body.error).toBe(`request body exceeds ${MAX_BODY_BYTES} bytes`);
+  });
+
+  it('answers an oversized body sent without Content-Length (chunked) with 413', async () => {
+    const { app } = testApp();
+    const server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', method: 'POST', path: '/mutate', headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        const chunk = Buffer.alloc(1024 * 1024, 0x20);
+        for (let i = 0; i < 9; i++) req.write(chunk);
+        req.end();
+      });
+      expect(status).toBe(413);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('refuses compressed bodies and non-UTF-8 charsets with 415', async () => {
+    const { app } = testApp();
+    const body = JSON.stringify(valid);
+    const gzip = await request(app).post('/mutate').set('content-type', 'application/json').set('content-encoding', 'gzip').send(body);
+    expect(gzip.status).toBe(415);
+    const latin = await request(app).post('/mutate').set('content-type', 'application/json; charset=latin1').send(body);
+    expect(latin.status).toBe(415);
+    const utf8 = await request(app).post('/mutate').set('content-type', 'application/json; charset=UTF-8').send(body);
+    expect(utf8.status).toBe(200);
+  });
+
+  it('answers the URL the API server calls, with its ?timeout= query', async () => {
+    const { app } = testApp();
+    const res = await request(app).post('/mutate?timeout=5s').set('content-type', 'application/json').send(JSON.stringify(valid));
+    expect(res.status).toBe(200);
+    expect(res.body.response.uid).toBe(valid.request!.uid);
   });
 
   it('answers an object that is not what its kind says per the rule onError, with a well-formed review', async () => {
