@@ -12,7 +12,9 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Node
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {
-        paths: ['*.data', '*.stringData', '*.binaryData', 'object.data', 'object.stringData', 'oldObject.data', 'oldObject.stringData'],
+        // Exact paths, no wildcards: wildcard redaction walks every field of every line (a tenth of
+        // the CPU of a fast-path admission). Object bodies are only ever logged under these keys.
+        paths: ['object.data', 'object.stringData', 'object.binaryData', 'oldObject.data', 'oldObject.stringData', 'oldObject.binaryData'],
         censor: '[redacted]',
       },
     },
