@@ -23,7 +23,7 @@ export interface ActionSettings {
 }
 
 export interface ActionOutcome {
-  /** RFC 6902 operations against `context.object`. */
+  /** RFC 6902 operations against `context.object`, minimal (as `patchFrom` makes them): empty when nothing changes. */
   patch?: PatchOperation[];
   /** A reason to reject the request; set only by validating actions. */
   denial?: string;

@@ -73,19 +73,31 @@ export async function evaluate(
   const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
   const skipAll = outOfScope(request);
   const original = request.object as KubeObject;
+  // The object as enforce-mode rules left it. Patches are applied lazily, only when another rule
+  // needs the object: a 1 MB object is cloned once per applied patch, so the common single-patch
+  // case clones nothing and reuses that patch as the answer.
   let working = original;
+  let pending: PatchOperation[] | null = null;
+  let patches = 0;
+  const current = () => {
+    if (pending) {
+      working = applyPatch(working, pending);
+      pending = null;
+    }
+    return working;
+  };
 
   for (const rule of rules) {
     const mode: RuleMode = deps.modeOverride === 'audit' ? 'audit' : rule.mode;
     const base = { rule: rule.name, action: rule.action.type, mode };
-    const skip = skipAll ?? matchRule(rule.match, request, working);
+    const skip = skipAll ?? matchRule(rule.match, request, current());
     if (skip) {
       evaluation.results.push({ ...base, result: 'skipped', reason: skip });
       continue;
     }
     let outcome: ActionOutcome;
     try {
-      outcome = await runAction(rule, request, working, deps, signal);
+      outcome = await runAction(rule, request, current(), deps, signal);
     } catch (error) {
       evaluation.results.push({ ...base, result: 'error', reason: errorText(error) });
       recordError(evaluation, rule, mode, error);
@@ -107,7 +119,11 @@ export async function evaluate(
     if (mode === 'enforce') {
       evaluation.warnings.push(...warnings);
       if (outcome.denial) evaluation.denials.push(outcome.denial);
-      if (patch.length > 0) working = applyPatch(working, patch);
+      if (patch.length > 0) {
+        current();
+        pending = patch;
+        patches += 1;
+      }
     } else {
       evaluation.warnings.push(...warnings.map((w) => `${AUDIT} ${w}`));
       if (patch.length > 0) {
@@ -123,7 +139,9 @@ export async function evaluate(
   }
 
   evaluation.allowed = evaluation.denials.length === 0;
-  evaluation.patch = evaluation.allowed && working !== original ? diff(original, working) : [];
+  if (!evaluation.allowed || patches === 0) evaluation.patch = [];
+  else if (patches === 1) evaluation.patch = pending ?? diff(original, working);
+  else evaluation.patch = diff(original, current());
   return evaluation;
 }
 
