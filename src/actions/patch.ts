@@ -11,6 +11,32 @@ export function patchFrom(object: KubeObject, edit: (draft: KubeObject) => void)
   return fastJsonPatch.compare(object, draft);
 }
 
+const escapePointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/**
+ * patchFrom for the map at `path` only: clones and diffs just that subtree, so editing the
+ * metadata of a 1 MB object costs what the metadata costs. The subtree must exist and be a map.
+ */
+export function patchAt(
+  object: KubeObject,
+  path: readonly string[],
+  edit: (draft: Record<string, unknown>) => void,
+): PatchOperation[] {
+  let subtree: unknown = object;
+  for (const key of path) {
+    subtree = isMap(subtree) && Object.prototype.hasOwnProperty.call(subtree, key) ? subtree[key] : undefined;
+  }
+  if (!isMap(subtree)) throw new TypeError(`${path.join('.') || 'object'} is not an object`);
+  const draft = structuredClone(subtree);
+  edit(draft);
+  const prefix = path.map((key) => `/${escapePointer(key)}`).join('');
+  return fastJsonPatch.compare(subtree, draft).map((op) => ({ ...op, path: `${prefix}${op.path}` }));
+}
+
+export function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Applies `ops` to a clone of `object`; never touches the input. */
 export function applyPatch(object: KubeObject, ops: readonly PatchOperation[]): KubeObject {
   if (ops.length === 0) return object;

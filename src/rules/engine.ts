@@ -90,7 +90,8 @@ export async function evaluate(
   for (const rule of rules) {
     const mode: RuleMode = deps.modeOverride === 'audit' ? 'audit' : rule.mode;
     const base = { rule: rule.name, action: rule.action.type, mode };
-    const skip = skipAll ?? matchRule(rule.match, request, current());
+    // Only a label selector looks at the object; other rules need not wait for pending patches.
+    const skip = skipAll ?? matchRule(rule.match, request, rule.match.labelSelector ? current() : working);
     if (skip) {
       evaluation.results.push({ ...base, result: 'skipped', reason: skip });
       continue;

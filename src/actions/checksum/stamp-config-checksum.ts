@@ -1,5 +1,4 @@
-import type { KubeObject } from '../../admission/types.js';
-import { ownString, patchFrom } from '../patch.js';
+import { ownString, patchAt } from '../patch.js';
 import type { ActionDefinition, ActionOutcome } from '../types.js';
 import { DEFAULT_CHECKSUM_OPTIONS, computeWorkloadChecksum, missingWarning } from './compute.js';
 import { isChecksumValue } from './encoding.js';
@@ -113,8 +112,8 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
     );
     if (result.value === current || (result.value === null && current === undefined)) return { warnings };
 
-    const patch = patchFrom(object, (draft: KubeObject) => {
-      const template = locatePodTemplate(draft)!.template;
+    // Only the pod template's annotations change: clone and diff just the template.
+    const patch = patchAt(object, location.workload.templatePath, (template) => {
       if (result.value === null) delete annotationMap(template, false)![params.annotation];
       else annotationMap(template, true)![params.annotation] = result.value;
     });

@@ -1,5 +1,6 @@
 import type { ActionDefinition, ActionOutcome } from '../types.js';
-import { annotationsOf, labelsOf, metadataMap, ownString, patchFrom } from '../patch.js';
+import type { KubeObject } from '../../admission/types.js';
+import { annotationsOf, isMap, labelsOf, metadataMap, ownString, patchAt, patchFrom } from '../patch.js';
 import { isValidLabelValue } from '../../util/text.js';
 import {
   HANDOVER_ANNOTATION,
@@ -67,12 +68,15 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
       );
     }
 
-    const patch = patchFrom(object, (draft) => {
-      draft.metadata ??= {};
+    const edit = (draft: KubeObject) => {
       if (ownerValue !== recordedOnObject) metadataMap(draft, 'annotations')[OWNER_ANNOTATION] = ownerValue!;
       if (dropHandover) delete metadataMap(draft, 'annotations')[HANDOVER_ANNOTATION];
       if (setLabel) metadataMap(draft, 'labels')[params.instanceLabel] = owner.instance;
-    });
+    };
+    // Only metadata changes: clone and diff just that (the object may be a 1 MB CRD).
+    const patch = isMap(object.metadata)
+      ? patchAt(object, ['metadata'], (metadata) => edit({ metadata }))
+      : patchFrom(object, (draft) => edit(draft));
     return { patch, warnings, auditAnnotations };
   },
 };
