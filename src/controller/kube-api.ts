@@ -3,17 +3,13 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  Observable,
   PatchStrategy,
   setHeaderOptions,
-  type ConfigurationOptions,
   type CoreV1Event,
   type KubeConfig,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { withSignal } from '../kube/call-options.js';
 import type { KubeObject } from '../admission/types.js';
 import { LeaseConflictError, type LeaseClient, type LeaseRecord, type LeaseSpec } from './leader.js';
 
@@ -66,20 +62,6 @@ export function describeApiError(error: unknown): string {
   return error instanceof Error ? error.name : typeof error;
 }
 
-/** Per-call options that abort the HTTP request with `signal` (node-fetch aborts the socket). */
-function withSignal(signal: AbortSignal | undefined): ConfigurationOptions | undefined {
-  if (!signal) return undefined;
-  const middleware: ObservableMiddleware = {
-    pre(context: RequestContext) {
-      context.setSignal(signal);
-      return new Observable(Promise.resolve(context));
-    },
-    post(context: ResponseContext) {
-      return new Observable(Promise.resolve(context));
-    },
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
-}
 
 /** Reads and patches workloads as raw JSON (exactly what the webhook is sent), through the generic group API. */
 export class WorkloadApi {

@@ -1,32 +1,11 @@
 import {
   ApiException,
   CoreV1Api,
-  Observable,
-  type ConfigurationOptions,
   type KubeConfig,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
 } from '@kubernetes/client-node';
+import { withSignal } from './call-options.js';
 import { makeKeepAliveApiClient } from './keep-alive.js';
 import { KubeReadError, type ConfigContent, type KubeReader, type ObjectRef, type ReadOptions, type ReadResult } from './reader.js';
-
-/**
- * Per-call options that hand `signal` to the HTTP request (node-fetch aborts the socket), so a
- * timed-out read does not keep a connection busy.
- */
-function withSignal(signal: AbortSignal): ConfigurationOptions {
-  const middleware: ObservableMiddleware = {
-    pre(context: RequestContext) {
-      context.setSignal(signal);
-      return new Observable(Promise.resolve(context));
-    },
-    post(context: ResponseContext) {
-      return new Observable(Promise.resolve(context));
-    },
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
-}
 
 /** A Status `reason` is a CamelCase word; anything else from a response body is not repeated. */
 function statusReason(body: unknown): string | undefined {
