@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,25 +12,32 @@ import { createRegistry } from '../src/actions/registry.js';
 import type { KubeObject, Operation, WebhookPhase } from '../src/admission/types.js';
 import { generateCertificates, serviceDnsNames } from '../src/certs/generate.js';
 import { loadRuleSetFile, parseRuleSet } from '../src/rules/load.js';
+import { WORKLOAD_RESOURCES } from '../src/controller/kube-api.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, KubeApiServer, secret } from './support/kube-api-server.js';
+import { configMap, deployment as kubeDeployment, KubeApiServer, secret } from './support/kube-api-server.js';
 import { buildObjects, kustomizeBuild, kustomizeTool } from './support/kustomize.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MANIFESTS = join(ROOT, 'manifests');
-const OVERLAYS = ['audit', 'audit-cert-manager', 'enforce', 'enforce-cert-manager'] as const;
+const OVERLAYS = ['audit', 'audit-cert-manager', 'controller', 'enforce', 'enforce-cert-manager'] as const;
 type Overlay = (typeof OVERLAYS)[number];
 const MODE: Record<Overlay, 'audit' | 'enforce'> = {
   audit: 'audit',
   'audit-cert-manager': 'audit',
+  controller: 'enforce',
   enforce: 'enforce',
   'enforce-cert-manager': 'enforce',
 };
 const usesCertManager = (overlay: Overlay) => overlay.endsWith('-cert-manager');
+/** Overlays that add the rollout controller (manifests/components/controller, docs/controller.md). */
+const CONTROLLER_OVERLAYS: readonly Overlay[] = ['controller'];
+const hasController = (overlay: Overlay) => CONTROLLER_OVERLAYS.includes(overlay);
+const CONTROLLER = 'gitops-guard-controller';
+const LEADER_ELECTION = 'gitops-guard-controller-leader-election';
 
 // ---------------------------------------------------------------------------------------------
 // Small typed views of the objects the tests look at.
@@ -38,7 +46,7 @@ interface Container {
   name: string;
   image: string;
   args?: string[];
-  env?: { name: string; value?: string }[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   ports?: { name?: string; containerPort: number; protocol?: string }[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -114,6 +122,16 @@ function flag(container: Container, name: string): string | undefined {
 function env(container: Container, name: string): string | undefined {
   return container.env?.find((e) => e.name === name)?.value;
 }
+const controllerDeploymentOf = (overlay: Overlay) => only(overlay, 'Deployment', CONTROLLER);
+const controllerPodSpecOf = (overlay: Overlay): PodSpec => controllerDeploymentOf(overlay).spec.template.spec;
+const controllerContainerOf = (overlay: Overlay): Container & { command?: string[] } => {
+  const { containers } = controllerPodSpecOf(overlay);
+  expect(containers).toHaveLength(1);
+  return containers[0]!;
+};
+/** Whether a label selector's matchLabels select a pod with these labels. */
+const selects = (matchLabels: Record<string, string>, podLabels: Record<string, string>) =>
+  Object.entries(matchLabels).every(([key, value]) => podLabels[key] === value);
 const webhookConfig = (overlay: Overlay, phase: WebhookPhase) =>
   only(overlay, phase === 'mutate' ? 'MutatingWebhookConfiguration' : 'ValidatingWebhookConfiguration', 'gitops-guard') as KubeObject & { webhooks: Webhook[] };
 
@@ -146,9 +164,26 @@ describe('kustomize builds', () => {
       'ValidatingWebhookConfiguration/gitops-guard',
     ];
     const certManager = ['Certificate/gitops-guard-ca', 'Certificate/gitops-guard-tls', 'Issuer/gitops-guard-ca', 'Issuer/gitops-guard-selfsigned'];
+    const controller = [
+      'ClusterRole/gitops-guard-controller',
+      'ClusterRoleBinding/gitops-guard-controller',
+      'Deployment/gitops-guard-controller',
+      'NetworkPolicy/gitops-guard-controller',
+      'PodDisruptionBudget/gitops-guard-controller',
+      'Role/gitops-guard-controller-leader-election',
+      'RoleBinding/gitops-guard-controller-leader-election',
+      'ServiceAccount/gitops-guard-controller',
+    ];
     for (const overlay of OVERLAYS) {
       const names = objects(overlay).map((o) => `${o.kind}/${o.metadata!.name!.replace(/^(gitops-guard-rules)-[a-z0-9]{10}$/, '$1')}`);
-      expect(names.sort(), overlay).toEqual([...base, ...(usesCertManager(overlay) ? certManager : [])].sort());
+      expect(names.sort(), overlay).toEqual([...base, ...(usesCertManager(overlay) ? certManager : []), ...(hasController(overlay) ? controller : [])].sort());
+    }
+    // The controller overlay is the enforce install plus the controller, nothing changed.
+    const enforce = new Map(objects('enforce').map((o) => [`${o.kind}/${o.metadata!.name}`, o]));
+    for (const overlay of CONTROLLER_OVERLAYS) {
+      const webhookPart = objects(overlay).filter((o) => !controller.includes(`${o.kind}/${o.metadata!.name}`));
+      for (const object of webhookPart) expect(object, `${overlay}: ${object.kind}/${object.metadata!.name} as in enforce`).toEqual(enforce.get(`${object.kind}/${object.metadata!.name}`));
+      expect(webhookPart).toHaveLength(enforce.size);
     }
   });
 
@@ -161,6 +196,8 @@ describe('kustomize builds', () => {
       expect(objects(overlay).filter((o) => o.kind === 'Secret'), overlay).toEqual([]);
       const volumes = podSpecOf(overlay).volumes ?? [];
       expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName).sort()).toEqual(['gitops-guard-checksum-key', 'gitops-guard-tls']);
+      // The controller needs the checksum key only (no TLS: plain-HTTP metrics, no webhook).
+      if (hasController(overlay)) expect((controllerPodSpecOf(overlay).volumes ?? []).filter((v) => v.secret).map((v) => v.secret!.secretName)).toEqual(['gitops-guard-checksum-key']);
     }
     // Nothing random or generated per render: two builds are byte-identical.
     for (const overlay of OVERLAYS) expect(kustomizeBuild(join(MANIFESTS, 'overlays', overlay))).toBe(kustomizeBuild(join(MANIFESTS, 'overlays', overlay)));
@@ -171,6 +208,12 @@ describe('kustomize builds', () => {
       const container = containerOf(overlay);
       expect(env(container, 'GITOPS_GUARD_MODE'), overlay).toBe(MODE[overlay]);
       expect(flag(container, 'mode'), 'mode comes from the environment only').toBeUndefined();
+      if (hasController(overlay)) {
+        // The controller must not write where the webhook only audits: same mode (its default is enforce).
+        const controller = controllerContainerOf(overlay);
+        expect(flag(controller, 'mode')).toBeUndefined();
+        expect(env(controller, 'GITOPS_GUARD_MODE') ?? 'enforce', `${overlay}: controller mode`).toBe(MODE[overlay]);
+      }
     }
     const top = objects('top').find((o) => o.kind === 'Deployment') as any;
     expect(top.spec.template.spec.containers[0].env).toContainEqual({ name: 'GITOPS_GUARD_MODE', value: 'audit' });
@@ -178,7 +221,18 @@ describe('kustomize builds', () => {
 
   it('tags the image with the package version (upgrade = bump both)', () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    for (const overlay of OVERLAYS) expect(containerOf(overlay).image).toBe(`gitops-guard:${version}`);
+    for (const overlay of OVERLAYS) {
+      const image = containerOf(overlay).image;
+      expect(image).toBe(`gitops-guard:${version}`);
+      if (!hasController(overlay)) continue;
+      // The component sets its own tag (the base's image setting does not reach it): same image,
+      // same tag as the webhook, so an upgrade bumps both.
+      const controllerImage = controllerContainerOf(overlay).image;
+      expect(controllerImage, `${overlay}: controller image`).toBe(`gitops-guard:${version}`);
+      const [name, tag] = controllerImage.split(':');
+      expect(name).toBe(image.split(':')[0]);
+      expect(tag, 'controller tag equals the webhook Deployment\'s tag').toBe(image.split(':')[1]);
+    }
   });
 });
 
@@ -382,6 +436,8 @@ describe('Kubernetes OpenAPI schema validation', () => {
       'policy/v1 PodDisruptionBudget',
       'rbac.authorization.k8s.io/v1 ClusterRole',
       'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
+      'rbac.authorization.k8s.io/v1 Role',
+      'rbac.authorization.k8s.io/v1 RoleBinding',
       'v1 ConfigMap',
       'v1 Namespace',
       'v1 Service',
@@ -437,6 +493,14 @@ describe('rules ConfigMap', () => {
       const mount = containerOf(overlay).volumeMounts!.find((m) => m.name === volume.name)!;
       const path = volume.configMap!.items?.find((i) => i.key === 'rules.yaml')?.path ?? 'rules.yaml';
       expect(flag(containerOf(overlay), 'rules')).toBe(`${mount.mountPath}/${path}`);
+      if (hasController(overlay)) {
+        // The controller selects workloads with the webhook's stamping rule: the same ConfigMap.
+        const controllerVolume = controllerPodSpecOf(overlay).volumes!.find((v) => v.configMap)!;
+        expect(controllerVolume.configMap!.name).toBe(rules.metadata!.name);
+        const controllerMount = controllerContainerOf(overlay).volumeMounts!.find((m) => m.name === controllerVolume.name)!;
+        const controllerPath = controllerVolume.configMap!.items?.find((i) => i.key === 'rules.yaml')?.path ?? 'rules.yaml';
+        expect(flag(controllerContainerOf(overlay), 'rules')).toBe(`${controllerMount.mountPath}/${controllerPath}`);
+      }
     }
   });
 });
@@ -658,7 +722,7 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       expect(policy.spec.policyTypes).toEqual(['Ingress']);
       expect(policy.spec.ingress).toEqual([{ ports: [{ port: containerPort.containerPort, protocol: 'TCP' }] }]);
       const podLabels = deploymentOf(overlay).spec.template.metadata.labels;
-      for (const selector of [service.spec.selector, policy.spec.podSelector.matchLabels, only(overlay, 'PodDisruptionBudget').spec.selector.matchLabels, deploymentOf(overlay).spec.selector.matchLabels]) {
+      for (const selector of [service.spec.selector, policy.spec.podSelector.matchLabels, only(overlay, 'PodDisruptionBudget', 'gitops-guard').spec.selector.matchLabels, deploymentOf(overlay).spec.selector.matchLabels]) {
         expect(podLabels).toMatchObject(selector);
       }
       for (const probe of [container.readinessProbe!, container.livenessProbe!]) {
@@ -736,14 +800,99 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       expect(flag(container, 'dev-certs')).toBeUndefined();
     }
   });
+
+  it('the controller Deployment: its own pods, metrics port behind its NetworkPolicy, the webhook\'s key, locked down, a PDB', () => {
+    const dockerUser = /^USER\s+(\d+)(?::(\d+))?\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split(/^FROM /m).pop()!);
+    for (const overlay of CONTROLLER_OVERLAYS) {
+      const deployment = controllerDeploymentOf(overlay);
+      const spec = controllerPodSpecOf(overlay);
+      const container = controllerContainerOf(overlay);
+      const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+      const webhookPodLabels = deploymentOf(overlay).spec.template.metadata.labels as Record<string, string>;
+      expect(deployment.metadata.namespace).toBe(deploymentOf(overlay).metadata.namespace);
+
+      // Selectors never mix the two Deployments' pods (the webhook Service must not send
+      // admission calls to the controller, and each PDB counts its own pods only).
+      const pdb = only(overlay, 'PodDisruptionBudget', CONTROLLER);
+      const policy = only(overlay, 'NetworkPolicy', CONTROLLER);
+      for (const selector of [deployment.spec.selector.matchLabels, pdb.spec.selector.matchLabels, policy.spec.podSelector.matchLabels]) {
+        expect(selects(selector, podLabels)).toBe(true);
+        expect(selects(selector, webhookPodLabels), 'controller selector picks webhook pods').toBe(false);
+      }
+      for (const selector of [
+        only(overlay, 'Service', 'gitops-guard').spec.selector,
+        only(overlay, 'PodDisruptionBudget', 'gitops-guard').spec.selector.matchLabels,
+        only(overlay, 'NetworkPolicy', 'gitops-guard').spec.podSelector.matchLabels,
+        deploymentOf(overlay).spec.selector.matchLabels,
+      ]) {
+        expect(selects(selector, podLabels), 'webhook selector picks controller pods').toBe(false);
+      }
+
+      // Probes and the NetworkPolicy use the port the controller serves /metrics, /healthz and /readyz on.
+      const metricsPort = container.ports!.find((p) => p.name === 'metrics')!;
+      expect(container.ports).toHaveLength(1);
+      expect(flag(container, 'metrics-port')).toBe(String(metricsPort.containerPort));
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      expect(policy.spec.ingress).toEqual([{ ports: [{ port: metricsPort.containerPort, protocol: 'TCP' }] }]);
+      expect(container.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: metricsPort.name });
+      expect(container.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: metricsPort.name });
+
+      // Two replicas (one leads, one warm), a PDB that lets a drain evict one of them.
+      expect(deployment.spec.replicas).toBe(2);
+      expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+      expect(pdb.spec.maxUnavailable ?? deployment.spec.replicas - pdb.spec.minAvailable).toBeGreaterThanOrEqual(1);
+      expect(pdb.spec.minAvailable ?? 0).toBeLessThan(deployment.spec.replicas);
+      for (const resource of ['cpu', 'memory']) {
+        expect(container.resources?.requests?.[resource], `requests.${resource}`).toBeDefined();
+        expect(container.resources?.limits?.[resource], `limits.${resource}`).toBeDefined();
+      }
+
+      // The webhook's checksum key (same Secret, same key) at the path --checksum-key names.
+      const keyVolume = spec.volumes!.find((v) => v.secret)!;
+      const webhookKeyVolume = podSpecOf(overlay).volumes!.find((v) => v.secret?.secretName === keyVolume.secret!.secretName)!;
+      expect(keyVolume.secret!.secretName).toBe('gitops-guard-checksum-key');
+      expect(webhookKeyVolume, 'the webhook mounts the same Secret').toBeDefined();
+      const keyMount = container.volumeMounts!.find((m) => m.name === keyVolume.name)!;
+      const keyItem = keyVolume.secret!.items?.find((i) => i.key === 'checksum.key');
+      if (keyVolume.secret!.items) expect(keyItem).toBeDefined();
+      expect(flag(container, 'checksum-key')).toBe(`${keyMount.mountPath}/${keyItem?.path ?? 'checksum.key'}`);
+
+      // Identity and Lease: the pod's own namespace and name; the stamping rule is matched as the
+      // controller's own service account; the lease is the one the Role is for.
+      const account = only(overlay, 'ServiceAccount', CONTROLLER);
+      expect(spec.serviceAccountName).toBe(account.metadata.name);
+      expect(spec.automountServiceAccountToken).not.toBe(false);
+      expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
+      expect(container.env).toContainEqual({ name: 'HOSTNAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+      expect(env(container, 'GITOPS_GUARD_CONTROLLER_USERNAME')).toBe(`system:serviceaccount:${account.metadata.namespace}:${account.metadata.name}`);
+      expect(flag(container, 'lease-namespace'), 'the lease namespace comes from POD_NAMESPACE').toBeUndefined();
+      expect(flag(container, 'lease-name')).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+
+      // Locked down like the webhook.
+      expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(String(spec.securityContext!['runAsUser'])).toBe(dockerUser![1]);
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(container.securityContext!['capabilities'].add).toBeUndefined();
+      expect(container.securityContext!['privileged'] ?? false).toBe(false);
+      for (const mount of container.volumeMounts ?? []) {
+        expect(mount.subPath, mount.name).toBeUndefined();
+        expect(mount.readOnly, mount.name).toBe(true);
+      }
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
 
-/** The server's own imports, from `gitops-guard serve` down (relative imports only). */
-function serveImportGraph(): string[] {
+/** A command's own imports, from its CLI module down (relative imports only). */
+function importGraph(entry: string): string[] {
   const seen = new Set<string>();
-  const queue = [join(ROOT, 'src', 'cli', 'serve.ts')];
+  const queue = [entry];
   while (queue.length > 0) {
     const file = queue.pop()!;
     if (seen.has(file)) continue;
@@ -755,6 +904,8 @@ function serveImportGraph(): string[] {
   }
   return [...seen];
 }
+/** The server's own imports, from `gitops-guard serve` down. */
+const serveImportGraph = () => importGraph(join(ROOT, 'src', 'cli', 'serve.ts'));
 
 const API_METHOD = /\.(read|list|watch|create|patch|replace|delete|connect)(Namespaced)?([A-Z][A-Za-z]*?)(Status|Scale)?\(/g;
 const VERBS: Record<string, string> = { read: 'get', list: 'list', watch: 'watch', create: 'create', patch: 'patch', replace: 'update', delete: 'delete', connect: 'create' };
@@ -768,6 +919,50 @@ interface PolicyRule {
 }
 const granted = (rules: PolicyRule[], group: string, resource: string, verb: string) =>
   rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && !r.resourceNames);
+/** Every (verb, group, resource) a list of rules grants, as `verb group/resource` (core group: `/resource`). */
+const grants = (rules: PolicyRule[]) =>
+  rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g}/${res}`))));
+const CONTROLLER_CLUSTER_GRANTS = [
+  ...['configmaps', 'secrets'].flatMap((r) => ['get', 'list', 'watch'].map((v) => `${v} /${r}`)),
+  'create /events',
+  ...['apps/deployments', 'apps/statefulsets', 'apps/daemonsets', 'batch/cronjobs', 'argoproj.io/rollouts'].flatMap((r) => ['get', 'list', 'watch', 'patch'].map((v) => `${v} ${r}`)),
+];
+const CONTROLLER_LEASE_GRANTS = ['get', 'create', 'update'].map((v) => `${v} coordination.k8s.io/leases`);
+
+/** @kubernetes/client-node API classes the controller may use, with the API group each reaches. */
+const CONTROLLER_API_CLASSES: Record<string, string | 'custom-objects'> = {
+  CoreV1Api: '',
+  CoordinationV1Api: 'coordination.k8s.io',
+  CustomObjectsApi: 'custom-objects',
+};
+/** Method name -> client-node API classes (`*Api` exports) that have a method of that name. */
+function clientNodeApiMethods(): Map<string, string[]> {
+  const methods = new Map<string, string[]>();
+  for (const [name, value] of Object.entries(clientNode)) {
+    // KubernetesObjectApi's generic get/list/delete... would match any such call; its use is refused below.
+    if (!/Api$/.test(name) || name === 'KubernetesObjectApi' || typeof value !== 'function' || !(value as { prototype?: object }).prototype) continue;
+    for (const method of Object.getOwnPropertyNames((value as { prototype: object }).prototype)) {
+      if (method === 'constructor') continue;
+      methods.set(method, [...(methods.get(method) ?? []), name]);
+    }
+  }
+  return methods;
+}
+const CONTROLLER_METHOD = /^(get|read|list|watch|create|patch|replace|delete|deleteCollection|connect)(Namespaced|Cluster)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?(Status|Scale)?(WithHttpInfo)?$/;
+const CONTROLLER_VERBS: Record<string, string> = { ...VERBS, get: 'get', deleteCollection: 'deletecollection' };
+const CONTROLLER_PLURALS: Record<string, string> = { ...CORE_PLURALS, Event: 'events', Lease: 'leases' };
+
+/** The (verb, group/resource) an API request needs, or 'discovery' for `/apis/{group}/{version}`. */
+function requestGrant(request: { method: string; path: string; query: string }): string | 'discovery' {
+  if (/^\/apis\/[^/]+\/[^/]+$/.test(request.path) && request.method === 'GET') return 'discovery';
+  const match = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/[^/]+)?\/([a-z]+)(?:\/([^/]+))?$/.exec(request.path);
+  expect(match, `${request.method} ${request.path}: a resource path without subresource`).not.toBeNull();
+  const [, group = '', resource, name] = match!;
+  const watch = /(^|&)watch=(true|1)(&|$)/.test(request.query.replace(/^\?/, ''));
+  const verb = { GET: name ? 'get' : watch ? 'watch' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' }[request.method];
+  expect(verb, `${request.method} ${request.path}`).toBeDefined();
+  return `${verb} ${group}/${resource}`;
+}
 
 describe('RBAC', () => {
   it('grants exactly get on configmaps and secrets, to the Deployment\'s service account', () => {
@@ -781,8 +976,45 @@ describe('RBAC', () => {
       expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: account.metadata.name, namespace: account.metadata.namespace }]);
       expect(podSpecOf(overlay).serviceAccountName).toBe(account.metadata.name);
       expect(account.metadata.namespace).toBe(deploymentOf(overlay).metadata.namespace);
-      // No Role/RoleBinding anywhere: the server needs nothing else.
-      expect(objects(overlay).filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
+      // No Role/RoleBinding anywhere but the controller's leader election: the server needs nothing else.
+      const namespaced = objects(overlay).filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding');
+      expect(namespaced.map((o) => `${o.kind}/${o.metadata!.namespace}/${o.metadata!.name}`).sort(), overlay).toEqual(
+        hasController(overlay) ? [`Role/gitops-guard/${LEADER_ELECTION}`, `RoleBinding/gitops-guard/${LEADER_ELECTION}`] : [],
+      );
+      // ...and nothing else is bound to the webhook's service account.
+      for (const object of objects(overlay).filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
+        if (object === binding) continue;
+        expect((object as any).subjects, `${object.kind}/${object.metadata!.name}`).not.toContainEqual(expect.objectContaining({ name: account.metadata.name, namespace: account.metadata.namespace }));
+      }
+    }
+  });
+
+  it('grants the controller exactly its watches, patches, events and its Lease, to the controller\'s service account', () => {
+    for (const overlay of CONTROLLER_OVERLAYS) {
+      const account = only(overlay, 'ServiceAccount', CONTROLLER);
+      expect(account.metadata.namespace).toBe('gitops-guard');
+      expect(controllerPodSpecOf(overlay).serviceAccountName).toBe(account.metadata.name);
+      const subjects = [{ kind: 'ServiceAccount', name: account.metadata.name, namespace: account.metadata.namespace }];
+
+      const role = only(overlay, 'ClusterRole', CONTROLLER);
+      expect(role.aggregationRule).toBeUndefined();
+      expect(new Set(grants(role.rules))).toEqual(new Set(CONTROLLER_CLUSTER_GRANTS));
+      expect(grants(role.rules), 'no grant repeated').toHaveLength(CONTROLLER_CLUSTER_GRANTS.length);
+      expect(role.rules.some((r: PolicyRule) => r.resourceNames || (r as any).nonResourceURLs)).toBe(false);
+      const binding = only(overlay, 'ClusterRoleBinding', CONTROLLER);
+      expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
+      expect(binding.subjects).toEqual(subjects);
+
+      // Leader election: a Role in gitops-guard's namespace (where POD_NAMESPACE puts the Lease),
+      // leases only, and nothing but get/create/update.
+      const leader = only(overlay, 'Role', LEADER_ELECTION);
+      expect(leader.metadata.namespace).toBe(controllerDeploymentOf(overlay).metadata.namespace);
+      expect(leader.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
+      expect(new Set(grants(leader.rules))).toEqual(new Set(CONTROLLER_LEASE_GRANTS));
+      const leaderBinding = only(overlay, 'RoleBinding', LEADER_ELECTION);
+      expect(leaderBinding.metadata.namespace).toBe(leader.metadata.namespace);
+      expect(leaderBinding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leader.metadata.name });
+      expect(leaderBinding.subjects).toEqual(subjects);
     }
   });
 
@@ -813,14 +1045,110 @@ describe('RBAC', () => {
     }
     expect(new Set(calls)).toEqual(new Set(['get configmaps', 'get secrets']));
   });
+
+  it('covers every Kubernetes API call in the controller\'s code, and grants nothing it does not call', () => {
+    const files = importGraph(join(ROOT, 'src', 'cli', 'controller.ts'));
+    for (const file of ['kube-api.ts', 'informers.ts', 'leader.ts', 'reconcile.ts', 'controller.ts']) expect(files).toContain(join(ROOT, 'src', 'controller', file));
+    expect(files).toContain(join(ROOT, 'src', 'kube', 'client-node-reader.ts'));
+    const apiMethods = clientNodeApiMethods();
+    expect(apiMethods.get('listConfigMapForAllNamespaces')).toEqual(['CoreV1Api']);
+    const workloads = WORKLOAD_RESOURCES.map((r) => `${r.group}/${r.plural}`);
+    const calls = new Set<string>();
+    const methodsSeen = new Set<string>();
+    for (const file of files) {
+      const where = relative(ROOT, file);
+      // Comments may name APIs the code does not call.
+      const text = readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/^\s*\/\/.*$/gm, '');
+      if (!text.includes("'@kubernetes/client-node'")) continue;
+      for (const unsupported of ['KubernetesObjectApi', 'makeInformer', 'new Exec(', 'new Attach(', 'new PortForward(', 'new Log(', 'new Metrics(', 'new Cp(']) {
+        expect(text.includes(unsupported), `${where} uses ${unsupported}: extend this test and the controller's RBAC`).toBe(false);
+      }
+      for (const api of text.matchAll(/\b([A-Z][A-Za-z0-9]*Api)\b/g)) {
+        if (!(api[1]! in clientNode)) continue; // the controller's own classes (WorkloadApi)
+        expect(Object.keys(CONTROLLER_API_CLASSES), `${where} uses ${api[1]}: extend this test and the controller's RBAC`).toContain(api[1]);
+      }
+      const resourcesListed: string[] = [];
+      for (const [, method] of text.matchAll(/\.([a-zA-Z]+)\(/g)) {
+        const classes = apiMethods.get(method!);
+        if (!classes) continue;
+        methodsSeen.add(method!);
+        if (method === 'getAPIResources') continue; // discovery: every authenticated user may read it
+        const api = classes.find((c) => c in CONTROLLER_API_CLASSES);
+        expect(api, `${where} calls ${method} of ${classes.join('/')}: extend this test and the controller's RBAC`).toBeDefined();
+        const parts = CONTROLLER_METHOD.exec(method!);
+        expect(parts, `${where}: ${method} is not a resource call this test understands`).not.toBeNull();
+        const [, action, , kind, , subresource, withHttpInfo] = parts!;
+        expect(subresource, `${where}: ${method}: no subresources`).toBeUndefined();
+        expect(withHttpInfo).toBeUndefined();
+        const verb = CONTROLLER_VERBS[action!]!;
+        let resources: string[];
+        if (CONTROLLER_API_CLASSES[api!] === 'custom-objects') {
+          expect(kind, method).toBe('CustomObject');
+          resources = workloads; // the generic API, called with the plurals of WORKLOAD_RESOURCES
+        } else {
+          const plural = CONTROLLER_PLURALS[kind!];
+          expect(plural, `${where} calls ${method}: add its resource to this test and the controller's RBAC`).toBeDefined();
+          resources = [`${CONTROLLER_API_CLASSES[api!]}/${plural}`];
+        }
+        for (const resource of resources) calls.add(`${verb} ${resource}`);
+        if (verb === 'list') resourcesListed.push(...resources);
+      }
+      // An informer (ListWatch over a Watch) watches what its list function lists.
+      if (/\bnew ListWatch\b/.test(text)) {
+        expect(text, `${where}: the informer's Watch`).toMatch(/\b(new Watch|extends Watch)\b/);
+        expect(resourcesListed.length, `${where}: informers list something`).toBeGreaterThan(0);
+        for (const resource of resourcesListed) calls.add(`watch ${resource}`);
+      } else {
+        expect(text, `${where} watches outside an informer: extend this test`).not.toMatch(/\bnew (ListWatch|Watch)\b|\bextends Watch\b/);
+      }
+    }
+    // The calls this test knows the controller makes: a rename or a new call shows up here first.
+    expect([...methodsSeen].sort()).toEqual([
+      'createNamespacedEvent',
+      'createNamespacedLease',
+      'getAPIResources',
+      'getNamespacedCustomObject',
+      'listClusterCustomObject',
+      'listConfigMapForAllNamespaces',
+      'listNamespacedConfigMap',
+      'listNamespacedCustomObject',
+      'listNamespacedSecret',
+      'listSecretForAllNamespaces',
+      'patchNamespacedCustomObject',
+      'readNamespacedConfigMap',
+      'readNamespacedLease',
+      'readNamespacedSecret',
+      'replaceNamespacedLease',
+    ]);
+    for (const overlay of CONTROLLER_OVERLAYS) {
+      const role = only(overlay, 'ClusterRole', CONTROLLER);
+      const leader = only(overlay, 'Role', LEADER_ELECTION);
+      for (const call of calls) {
+        const [verb, groupResource] = call.split(' ') as [string, string];
+        const [group, resource] = groupResource.split('/') as [string, string];
+        // The Lease lives in gitops-guard's namespace: the namespaced Role, not the ClusterRole, grants it.
+        const rules = group === 'coordination.k8s.io' ? leader.rules : role.rules;
+        expect(granted(rules, group, resource, verb), `${overlay}: ${call} is granted`).toBe(true);
+      }
+      const everyGrant = [...grants(role.rules), ...grants(leader.rules)];
+      expect(everyGrant.filter((g) => !calls.has(g)), `${overlay}: granted but never called`).toEqual([]);
+    }
+    expect(new Set(calls)).toEqual(new Set([...CONTROLLER_CLUSTER_GRANTS, ...CONTROLLER_LEASE_GRANTS]));
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
 
 /** Files the Deployment mounts, written under `root` exactly where the pod would see them. */
-function materialise(overlay: Overlay, root: string, tls: { certPem: string; keyPem: string }): { args: string[]; env: Record<string, string> } {
-  const spec = podSpecOf(overlay);
-  const container = containerOf(overlay);
+function materialise(
+  overlay: Overlay,
+  root: string,
+  tls: { certPem: string; keyPem: string },
+  pod: { spec: PodSpec; container: Container; fieldRefs?: Record<string, string> } = { spec: podSpecOf(overlay), container: containerOf(overlay) },
+): { args: string[]; env: Record<string, string> } {
+  const { spec, container } = pod;
   const configMaps = new Map(objects(overlay).filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name!, (o as any).data as Record<string, string>]));
   const secrets: Record<string, Record<string, string>> = {
     'gitops-guard-tls': { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem, 'ca.crt': '' },
@@ -841,11 +1169,18 @@ function materialise(overlay: Overlay, root: string, tls: { certPem: string; key
   // Absolute paths under a mount point are rewritten into `root`; the port is picked freely.
   const args = (container.args ?? []).map((arg) => {
     if (arg.startsWith('--port=')) return '--port=0';
+    if (arg.startsWith('--metrics-port=')) return '--metrics-port=0';
     const [name, value] = arg.split(/=(.*)/s) as [string, string | undefined];
     if (value && mounts.some((m) => value.startsWith(`${m.mountPath}/`))) return `${name}=${join(root, value)}`;
     return arg;
   });
-  const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
+  const env = Object.fromEntries(
+    (container.env ?? []).map((e) => {
+      const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
+      if (fieldPath !== undefined) expect(pod.fieldRefs?.[fieldPath], `env ${e.name} from ${fieldPath}`).toBeDefined();
+      return [e.name, fieldPath !== undefined ? pod.fieldRefs![fieldPath]! : (e.value ?? '')];
+    }),
+  );
   return { args, env };
 }
 
@@ -936,6 +1271,124 @@ describe('the server started as the manifests start it', () => {
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);
     }, 30_000);
+  }
+});
+
+describe('the controller started as the manifests start it', () => {
+  let api: KubeApiServer;
+  let child: ChildProcess | undefined;
+  beforeAll(async () => {
+    api = await KubeApiServer.start();
+  });
+  afterEach(() => {
+    child?.kill('SIGKILL');
+    child = undefined;
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  const httpGet = (port: number, path: string) =>
+    new Promise<number>((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port, path }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      })
+        .on('error', reject)
+        .end();
+    });
+  const waitFor = async (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
+    const started = Date.now();
+    while (!(await condition())) {
+      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  for (const overlay of CONTROLLER_OVERLAYS) {
+    it(`comes up ready with the ${overlay} overlay's command, args, env and mounted files, leads, rolls, and calls only what RBAC grants`, async () => {
+      const deployment = controllerDeploymentOf(overlay);
+      const container = controllerContainerOf(overlay);
+      // Same program as the image's entrypoint, its `controller` command.
+      const entrypoint = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!) as string[];
+      expect(container.command).toEqual([...entrypoint.slice(0, -1), 'controller']);
+      expect(container.command![1]).toMatch(/(^|\/)dist\/cli\/main\.js$/);
+
+      const root = mkdtempSync(join(tmpdir(), 'gg-manifests-controller-'));
+      const podName = `${CONTROLLER}-7d9f8c6b5-x2x4q`;
+      const namespace = deployment.metadata.namespace as string;
+      const { args, env } = materialise(overlay, root, { certPem: '', keyPem: '' }, {
+        spec: controllerPodSpecOf(overlay),
+        container,
+        fieldRefs: { 'metadata.namespace': namespace, 'metadata.name': podName },
+      });
+
+      // A workload the stamping rule selects, stamped with a checksum that does not match what it
+      // consumes: the leader rolls it (get, patch, event).
+      const ns = `ns-${overlay}-controller`;
+      api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'debug' }));
+      api.put(secret(ns, 'db', { password: 'hunter2' }));
+      api.put(
+        kubeDeployment(
+          ns,
+          'app',
+          { containers: [{ name: 'app', image: 'app:1', envFrom: [{ configMapRef: { name: 'app-config' } }], env: [{ name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }] }] },
+          { 'gitops-guard.dev/config-checksum': `v1:${'0'.repeat(64)}` },
+        ),
+      );
+      api.clearRequests();
+
+      child = spawn(process.execPath, [CLI, 'controller', ...args], {
+        cwd: root,
+        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (c) => (stdout += c));
+      child.stderr!.on('data', (c) => (stderr += c));
+      let port = 0;
+      await waitFor(`the metrics port (${stderr})`, () => {
+        const line = stdout.split('\n').find((l) => l.includes('"controller metrics listening"'));
+        port = line ? (JSON.parse(line) as { port: number }).port : 0;
+        return port > 0;
+      });
+
+      await waitFor('/readyz 200', async () => (await httpGet(port, container.readinessProbe!.httpGet!.path)) === 200);
+      expect(await httpGet(port, container.livenessProbe!.httpGet!.path)).toBe(200);
+      // It leads through the Lease its Role is for: POD_NAMESPACE, --lease-name, the pod's name.
+      const leaseName = flag(container, 'lease-name')!;
+      await waitFor('the lease', () => (api.get('coordination.k8s.io/v1', 'Lease', namespace, leaseName) as any)?.spec?.holderIdentity === podName);
+      expect(only(overlay, 'Role', LEADER_ELECTION).metadata.namespace).toBe(namespace);
+      await waitFor('the rollout', () => api.patches.some((p) => p.path === `/apis/apps/v1/namespaces/${ns}/deployments/app` && p.status === 200));
+      await waitFor('the event', () => api.requests.some((r) => r.method === 'POST' && r.path === `/api/v1/namespaces/${ns}/events`));
+
+      // Every API request it made is one its ClusterRole (or, for the Lease, its Role) grants.
+      const role = only(overlay, 'ClusterRole', CONTROLLER);
+      const leader = only(overlay, 'Role', LEADER_ELECTION);
+      const needed = new Set<string>();
+      for (const request of api.requests) {
+        expect(request.authorized, `${request.method} ${request.path}`).toBe(true);
+        const grant = requestGrant(request);
+        if (grant === 'discovery') continue;
+        needed.add(grant);
+        const [verb, groupResource] = grant.split(' ') as [string, string];
+        const [group, resource] = groupResource.split('/') as [string, string];
+        if (group === 'coordination.k8s.io') expect(request.path, 'the Lease is in the Role\'s namespace').toMatch(new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${leader.metadata.namespace}/leases(/|$)`));
+        expect(granted(group === 'coordination.k8s.io' ? leader.rules : role.rules, group, resource, verb), `${request.method} ${request.path}${request.query} needs ${grant}`).toBe(true);
+      }
+      // The run exercised every kind of call the static check above found.
+      for (const call of ['list /configmaps', 'watch /configmaps', 'list /secrets', 'watch /secrets', 'watch apps/deployments', 'get apps/deployments', 'patch apps/deployments', 'create /events', 'get coordination.k8s.io/leases', 'create coordination.k8s.io/leases']) {
+        expect(needed, call).toContain(call);
+      }
+
+      child.kill('SIGTERM');
+      expect(await exited, stderr).toBe(0);
+      child = undefined;
+      // A normal stop hands the Lease over at once.
+      expect((api.get('coordination.k8s.io/v1', 'Lease', namespace, leaseName) as any).spec.holderIdentity).toBe('');
+    }, 45_000);
   }
 });
 
