@@ -170,6 +170,14 @@ function groupOf(apiVersion: string): string {
   return slash === -1 ? '' : apiVersion.slice(0, slash);
 }
 
+/** `/api/v1/...` (core group) or `/apis/{group}/{version}/...`: the group and the segments after the version. */
+function splitApiPath(path: string): { group: string; rest: string[] } | undefined {
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === 'api' && parts[1] === 'v1') return { group: '', rest: parts.slice(2) };
+  if (parts[0] === 'apis' && parts.length >= 3) return { group: parts[1]!, rest: parts.slice(3) };
+  return undefined;
+}
+
 export class KubeApiServer {
   readonly requests: RecordedRequest[] = [];
   private readonly objects = new Map<string, KubeObject>();
@@ -475,18 +483,9 @@ export class KubeApiServer {
 
   /** `/api/v1/namespaces/{ns}/{plural}/{name}` or `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`. */
   private route(path: string): Target | undefined {
-    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-    let group: string;
-    let rest: string[];
-    if (parts[0] === 'api' && parts[1] === 'v1') {
-      group = '';
-      rest = parts.slice(2);
-    } else if (parts[0] === 'apis' && parts.length >= 3) {
-      group = parts[1]!;
-      rest = parts.slice(3);
-    } else {
-      return undefined;
-    }
+    const split = splitApiPath(path);
+    if (!split) return undefined;
+    const { group, rest } = split;
     if (rest.length !== 4 || rest[0] !== 'namespaces') return undefined;
     const [, namespace, plural, name] = rest as [string, string, string, string];
     const resource = this.resources.find((r) => r.group === group && r.plural === plural && r.namespaced);
@@ -495,18 +494,9 @@ export class KubeApiServer {
 
   /** `/api/v1[/namespaces/{ns}]/{plural}` or `/apis/{group}/{version}[/namespaces/{ns}]/{plural}`. */
   private routeCollection(path: string): CollectionTarget | undefined {
-    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-    let group: string;
-    let rest: string[];
-    if (parts[0] === 'api' && parts[1] === 'v1') {
-      group = '';
-      rest = parts.slice(2);
-    } else if (parts[0] === 'apis' && parts.length >= 3) {
-      group = parts[1]!;
-      rest = parts.slice(3);
-    } else {
-      return undefined;
-    }
+    const split = splitApiPath(path);
+    if (!split) return undefined;
+    const { group, rest } = split;
     let namespace: string | undefined;
     let plural: string;
     if (rest.length === 3 && rest[0] === 'namespaces') {
