@@ -1,18 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
 import { computeWorkloadChecksum } from '../src/actions/checksum/compute.js';
 import type { KubeObject } from '../src/admission/types.js';
-import { generateCertificates, writeCertificates } from '../src/certs/generate.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate } from '../src/rules/engine.js';
 import { loadRuleSetFile, parseRuleSet } from '../src/rules/load.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
+import { startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
 import { deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
 import { requestFor, reviewFor } from './support/review.js';
@@ -77,19 +74,7 @@ beforeAll(async () => {
   kc.loadFromFile(api.writeKubeconfig());
   kube = new ClientNodeReader(kc);
 
-  const certs = mkdtempSync(join(tmpdir(), 'gg-canary-'));
-  writeCertificates(certs, generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1, extraIps: ['127.0.0.1'] }));
-  ca = readFileSync(join(certs, 'ca.crt'));
-  guard = await startServer({
-    port: 0,
-    host: '127.0.0.1',
-    tlsCertPath: join(certs, 'tls.crt'),
-    tlsKeyPath: join(certs, 'tls.key'),
-    rulesPath: DEFAULT_RULES,
-    kube,
-    settings: { checksumKey: KEY },
-    logger: serverLog.logger,
-  });
+  ({ server: guard, ca } = await startGuardServer({ kube, settings: { checksumKey: KEY }, logger: serverLog.logger }));
 });
 afterAll(async () => {
   await guard?.shutdown();

@@ -1,15 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import { loadChecksumKey } from '../src/actions/checksum/key.js';
-import { generateCertificates, writeCertificates } from '../src/certs/generate.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { loadKubeConfig } from '../src/kube/kubeconfig.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
-import { capturingLogger, DEFAULT_RULES } from './support/app.js';
+import type { RunningServer } from '../src/server/server.js';
+import { capturingLogger } from './support/app.js';
+import { certDir, startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
 import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
 import { applyResponsePatch, decodePatch, reviewFor } from './support/review.js';
@@ -27,23 +26,15 @@ let lines: string[];
 
 beforeAll(async () => {
   api = await KubeApiServer.start();
-  const certs = mkdtempSync(join(tmpdir(), 'gg-checksum-e2e-'));
-  writeCertificates(certs, generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1, extraIps: ['127.0.0.1'] }));
-  ca = readFileSync(join(certs, 'ca.crt'));
+  const certs = certDir();
   writeFileSync(join(certs, 'checksum.key'), '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n');
   const kubeConfig = loadKubeConfig(api.writeKubeconfig());
   const captured = capturingLogger('debug');
   lines = captured.lines;
-  guard = await startServer({
-    port: 0,
-    host: '127.0.0.1',
-    tlsCertPath: join(certs, 'tls.crt'),
-    tlsKeyPath: join(certs, 'tls.key'),
-    rulesPath: DEFAULT_RULES,
-    kube: new ClientNodeReader(kubeConfig!),
-    settings: { checksumKey: loadChecksumKey(join(certs, 'checksum.key')) },
-    logger: captured.logger,
-  });
+  ({ server: guard, ca } = await startGuardServer(
+    { kube: new ClientNodeReader(kubeConfig!), settings: { checksumKey: loadChecksumKey(join(certs, 'checksum.key')) }, logger: captured.logger },
+    certs,
+  ));
 });
 afterAll(async () => {
   await guard?.shutdown();

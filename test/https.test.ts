@@ -3,15 +3,15 @@ import { mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateCertificates, writeCertificates } from '../src/certs/generate.js';
+import { generateCertificates } from '../src/certs/generate.js';
 import { createRegistry, builtinActions } from '../src/actions/registry.js';
 import type { ActionDefinition } from '../src/actions/types.js';
-import { UnavailableKubeReader } from '../src/kube/reader.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { DEFAULT_RULES, capturingLogger } from './support/app.js';
+import { DEFAULT_RULES } from './support/app.js';
 import { httpsRequest } from './support/https-client.js';
 import { reviewFor } from './support/review.js';
 import { corpusObject } from './support/corpus.js';
+import { certDir, startGuardServer } from './support/guard-server.js';
 import { runCli } from './support/cli.js';
 
 const running: RunningServer[] = [];
@@ -19,25 +19,8 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.shutdown()));
 });
 
-function certDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-certs-'));
-  writeCertificates(dir, generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, extraDnsNames: ['localhost'], extraIps: ['127.0.0.1'] }));
-  return dir;
-}
-
 async function serve(dir: string, extra: Partial<Parameters<typeof startServer>[0]> = {}): Promise<RunningServer> {
-  const server = await startServer({
-    port: 0,
-    host: '127.0.0.1',
-    tlsCertPath: join(dir, 'tls.crt'),
-    tlsKeyPath: join(dir, 'tls.key'),
-    rulesPath: DEFAULT_RULES,
-    kube: new UnavailableKubeReader('no cluster in this test'),
-    settings: { checksumKey: Buffer.alloc(32, 1) },
-    logger: capturingLogger().logger,
-    reloadIntervalMs: 50,
-    ...extra,
-  });
+  const { server } = await startGuardServer({ reloadIntervalMs: 50, ...extra }, dir);
   running.push(server);
   return server;
 }
