@@ -1,4 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +63,30 @@ describe('ClientNodeReader connections', () => {
       );
       for (const result of results) expect(result.found && result.content.get('k')!.length).toBeGreaterThanOrEqual(1000);
     }
+  });
+
+  it('opens a new connection when the CA file changes (rotation), and reuses it after', async () => {
+    const api = await countingApi();
+    const dir = mkdtempSync(join(tmpdir(), 'gg-ca-'));
+    const caFile = join(dir, 'ca.crt');
+    writeFileSync(caFile, testTls().caPem);
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: 'c', server: api.url, caFile, skipTLSVerify: false }],
+      users: [{ name: 'u', token: 'secret-token' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const reader = new ClientNodeReader(kubeConfig);
+    const read = () => reader.readConfigSource({ kind: 'ConfigMap', namespace: 'ns', name: 'cm' }, { timeoutMs: 2000 });
+    await read();
+    await read();
+    expect(api.handshakes()).toBe(1);
+    // A rotated bundle: same trust anchor plus a second copy, different bytes.
+    writeFileSync(caFile, `${testTls().caPem}\n${testTls().caPem}`);
+    await read();
+    await read();
+    expect(api.handshakes()).toBe(2);
   });
 });
 

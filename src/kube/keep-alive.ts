@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
 import {
   createConfiguration,
@@ -10,6 +9,14 @@ import {
   type SecurityAuthentication,
 } from '@kubernetes/client-node';
 
+const TLS_IDENTITY_FIELDS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'] as const;
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => sameValue(item, b[i]));
+  return a === b;
+}
+
 /**
  * client-node 1.x builds a new https.Agent for every request, so every read pays a full TCP and
  * TLS handshake. In the admission hot path that is most of the latency; this authentication wraps
@@ -18,7 +25,8 @@ import {
  * A rotated client certificate or CA yields different options, hence a new agent.
  */
 export class KeepAliveAuthentication implements SecurityAuthentication {
-  private agents = new Map<string, Agent>();
+  private agent: Agent | undefined;
+  private identity: unknown[] | undefined;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -38,23 +46,20 @@ export class KeepAliveAuthentication implements SecurityAuthentication {
   }
 
   private agentFor(options: Agent['options']): Agent {
-    const identity = createHash('sha256')
-      .update(JSON.stringify([options.ca, options.cert, options.key, options.pfx, options.passphrase, options.servername, options.rejectUnauthorized].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v ?? null))))
-      .digest('hex');
-    let agent = this.agents.get(identity);
-    if (!agent) {
-      // Old agents are dropped (their idle sockets close on their own timeout); only one set of credentials is current.
-      for (const old of this.agents.values()) old.destroy();
-      this.agents.clear();
-      agent = new Agent({ ...options, keepAlive: true, maxSockets: this.maxSockets, scheduling: 'lifo', timeout: 30_000 });
-      this.agents.set(identity, agent);
-    }
-    return agent;
+    // kubeconfig options are rebuilt (files re-read) on every call, so compare by content.
+    const identity = TLS_IDENTITY_FIELDS.map((field) => options[field]);
+    if (this.agent && this.identity && identity.every((value, i) => sameValue(value, this.identity![i]))) return this.agent;
+    // Only one set of credentials is current. The old agent is dropped, not destroyed: requests in
+    // flight on it finish, and its idle sockets close on their own timeout.
+    this.identity = identity;
+    this.agent = new Agent({ ...options, keepAlive: true, maxSockets: this.maxSockets, scheduling: 'lifo', timeout: 30_000 });
+    return this.agent;
   }
 
   destroy(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    this.agent?.destroy();
+    this.agent = undefined;
+    this.identity = undefined;
   }
 }
 
