@@ -17,6 +17,7 @@ import { RolloutController, type ControllerConfig } from '../src/controller/cont
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate } from '../src/rules/engine.js';
 import { loadRuleSetFile } from '../src/rules/load.js';
+import type { KubeReader } from '../src/kube/reader.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { configMap, DEFAULT_RESOURCES, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
 import { requestFor } from './support/review.js';
@@ -622,3 +623,30 @@ describe('test API server: the parts the controller relies on', () => {
     ).rejects.toMatchObject({ code: 409 });
   });
 });
+
+describe('rollout controller resync', () => {
+  it('catches a change no watch delivered, on the periodic comparison, and only then', async () => {
+    const ns = newNamespace();
+    api.put(configMap(ns, 'settings', { greeting: 'hello' }));
+    await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'nginx', env: [envFrom('greeting', 'settings')] }] }));
+    // What the API answers to a GET, while the watch stays silent (a hung or broken watch).
+    let missed = false;
+    const live = new ClientNodeReader(kubeConfig);
+    const kube: KubeReader = {
+      async readConfigSource(ref, options) {
+        const result = await live.readConfigSource(ref, options);
+        if (!missed || !result.found || ref.name !== 'settings') return result;
+        return { found: true, content: new Map([...result.content, ['greeting', Buffer.from('bonjour')]]) };
+      },
+    };
+    const controller = startController(ns, 'resync', { kube, resyncIntervalMs: 300 });
+    await leading(controller);
+    await sleep(400);
+    expect(patchesIn(ns)).toHaveLength(0);
+    missed = true;
+    await waitFor('the resync patch', () => patchesIn(ns).length === 1);
+    await sleep(700);
+    expect(patchesIn(ns)).toHaveLength(1);
+  });
+});
+

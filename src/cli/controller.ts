@@ -18,6 +18,7 @@ const flags: FlagSpecs = {
   namespaces: { type: 'string', env: 'GITOPS_GUARD_NAMESPACES', description: 'Comma-separated namespaces to watch (default: all namespaces)' },
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); the stamping rule selects the workloads; re-read on change (default: the shipped default rules)' },
   'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums (the webhook\'s key)' },
+  'resync-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RESYNC_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.resyncIntervalMs), description: 'How often the leader compares every workload again (0: never)' },
   'coalesce-ms': { type: 'string', env: 'GITOPS_GUARD_COALESCE_MS', default: String(CONTROLLER_DEFAULTS.coalesceMs), description: 'Quiet period that merges a burst of changes into one rollout' },
   'max-delay-ms': { type: 'string', env: 'GITOPS_GUARD_MAX_DELAY_MS', default: String(CONTROLLER_DEFAULTS.maxDelayMs), description: 'Longest wait after the first change of a burst' },
   concurrency: { type: 'string', env: 'GITOPS_GUARD_CONCURRENCY', default: String(CONTROLLER_DEFAULTS.concurrency), description: 'Workloads reconciled at the same time' },
@@ -50,6 +51,7 @@ export interface ControllerCliConfig {
   rulesPath: string;
   checksumKeyPath: string;
   coalesceMs: number;
+  resyncIntervalMs: number;
   maxDelayMs: number;
   concurrency: number;
   leaseName: string;
@@ -94,6 +96,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     rulesPath: (values.rules as string | undefined) ?? DEFAULT_RULES_PATH,
     checksumKeyPath: String(values['checksum-key']),
     coalesceMs: integerFlag(values['coalesce-ms'], 'coalesce-ms', 0, 600_000),
+    resyncIntervalMs: integerFlag(values['resync-interval-ms'], 'resync-interval-ms', 0, 86_400_000),
     maxDelayMs: integerFlag(values['max-delay-ms'], 'max-delay-ms', 0, 3_600_000),
     concurrency: integerFlag(values.concurrency, 'concurrency', 1, 64),
     leaseName: String(values['lease-name']),
@@ -153,6 +156,7 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     renewDeadlineMs: config.renewDeadlineMs,
     retryPeriodMs: config.retryPeriodMs,
     coalesceMs: config.coalesceMs,
+    resyncIntervalMs: config.resyncIntervalMs,
     maxDelayMs: config.maxDelayMs,
     concurrency: config.concurrency,
     username: config.username,

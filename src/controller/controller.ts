@@ -52,6 +52,12 @@ export interface ControllerConfig {
   stampUnstamped?: boolean;
   /** Compute and report only, never patch (pairs with the webhook's audit mode). */
   dryRun?: boolean;
+  /**
+   * Every this often the leader compares every known workload again, a safety net for a change a
+   * watch never delivered (a hung connection, a bug). Comparison only: right values are not
+   * touched. 0 turns it off.
+   */
+  resyncIntervalMs?: number;
 }
 
 export const CONTROLLER_DEFAULTS = {
@@ -63,6 +69,7 @@ export const CONTROLLER_DEFAULTS = {
   concurrency: 4,
   watchRestartDelayMs: 1_000,
   retryBaseMs: 1_000,
+  resyncIntervalMs: 600_000,
   username: 'system:serviceaccount:gitops-guard:gitops-guard-controller',
 } as const;
 
@@ -98,6 +105,7 @@ export class RolloutController {
   private readonly workloads = new Map<WorkloadKey, { ref: WorkloadRef; generation: unknown }>();
   private readonly attempts = new Map<WorkloadKey, number>();
   private leaderSignal: AbortSignal | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
   private synced = false;
   private stopped = true;
   private readonly settings: Required<Pick<ControllerConfig, 'coalesceMs' | 'maxDelayMs' | 'concurrency' | 'watchRestartDelayMs' | 'retryBaseMs'>>;
@@ -190,6 +198,7 @@ export class RolloutController {
   async stop({ release = true }: { release?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.resyncTimer);
     this.queue.pause();
     await this.elector.stop({ release });
     this.queue.clear();
@@ -304,9 +313,19 @@ export class RolloutController {
     for (const key of this.workloads.keys()) this.queue.add(key);
     this.config.logger.info({ workloads: this.workloads.size }, 'leading: comparing every workload');
     this.queue.start((key, reasons) => this.reconcile(key, reasons));
+    const resyncIntervalMs = this.config.resyncIntervalMs ?? CONTROLLER_DEFAULTS.resyncIntervalMs;
+    if (resyncIntervalMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        this.config.logger.debug({ workloads: this.workloads.size }, 'resync: comparing every workload');
+        for (const key of this.workloads.keys()) this.queue.add(key);
+      }, resyncIntervalMs);
+      this.resyncTimer.unref();
+    }
   }
 
   private stoppedLeading(): void {
+    clearInterval(this.resyncTimer);
+    this.resyncTimer = undefined;
     this.leaderSignal = undefined;
     this.metrics.leader.set(0);
     this.queue.pause();
