@@ -762,21 +762,7 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
     for (const overlay of OVERLAYS) {
       const spec = podSpecOf(overlay);
       const container = containerOf(overlay);
-      expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(String(spec.securityContext!['runAsUser'])).toBe(dockerUser![1]);
-      expect(container.securityContext).toMatchObject({
-        runAsNonRoot: true,
-        readOnlyRootFilesystem: true,
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
-      });
-      expect(container.securityContext!['capabilities'].add).toBeUndefined();
-      expect(container.securityContext!['privileged'] ?? false).toBe(false);
-      // Whole-directory mounts only: subPath mounts never see Secret/ConfigMap updates.
-      for (const mount of container.volumeMounts ?? []) {
-        expect(mount.subPath, mount.name).toBeUndefined();
-        expect(mount.readOnly, mount.name).toBe(true);
-      }
+      expectLockedDown(spec, container, dockerUser![1]!);
       expect(spec.automountServiceAccountToken).not.toBe(false);
       expect(only(overlay, 'Namespace').metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
     }
@@ -869,25 +855,33 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       expect(flag(container, 'lease-name')).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
 
       // Locked down like the webhook.
-      expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(String(spec.securityContext!['runAsUser'])).toBe(dockerUser![1]);
-      expect(container.securityContext).toMatchObject({
-        runAsNonRoot: true,
-        readOnlyRootFilesystem: true,
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
-      });
-      expect(container.securityContext!['capabilities'].add).toBeUndefined();
-      expect(container.securityContext!['privileged'] ?? false).toBe(false);
-      for (const mount of container.volumeMounts ?? []) {
-        expect(mount.subPath, mount.name).toBeUndefined();
-        expect(mount.readOnly, mount.name).toBe(true);
-      }
+      expectLockedDown(spec, container, dockerUser![1]!);
     }
   });
 });
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * Non-root as the image's numeric user, read-only root, no capabilities, RuntimeDefault seccomp,
+ * and whole-directory read-only mounts (subPath mounts never see Secret/ConfigMap updates).
+ */
+function expectLockedDown(spec: PodSpec, container: Container, imageUser: string): void {
+  expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(String(spec.securityContext!['runAsUser'])).toBe(imageUser);
+  expect(container.securityContext).toMatchObject({
+    runAsNonRoot: true,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  });
+  expect(container.securityContext!['capabilities'].add).toBeUndefined();
+  expect(container.securityContext!['privileged'] ?? false).toBe(false);
+  for (const mount of container.volumeMounts ?? []) {
+    expect(mount.subPath, mount.name).toBeUndefined();
+    expect(mount.readOnly, mount.name).toBe(true);
+  }
+}
 
 /** A command's own imports, from its CLI module down (relative imports only). */
 function importGraph(entry: string): string[] {
