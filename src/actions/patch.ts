@@ -1,5 +1,6 @@
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
 import type { KubeObject } from '../admission/types.js';
+import { isPlainObject } from '../util/objects.js';
 
 /**
  * Computes the patch an edit would make by applying it to a deep clone and diffing,
@@ -24,18 +25,15 @@ export function patchAt(
 ): PatchOperation[] {
   let subtree: unknown = object;
   for (const key of path) {
-    subtree = isMap(subtree) && Object.prototype.hasOwnProperty.call(subtree, key) ? subtree[key] : undefined;
+    subtree = isPlainObject(subtree) && Object.prototype.hasOwnProperty.call(subtree, key) ? subtree[key] : undefined;
   }
-  if (!isMap(subtree)) throw new TypeError(`${path.join('.') || 'object'} is not an object`);
+  if (!isPlainObject(subtree)) throw new TypeError(`${path.join('.') || 'object'} is not an object`);
   const draft = structuredClone(subtree);
   edit(draft);
   const prefix = path.map((key) => `/${escapePointer(key)}`).join('');
   return fastJsonPatch.compare(subtree, draft).map((op) => ({ ...op, path: `${prefix}${op.path}` }));
 }
 
-export function isMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Applies `ops` to a clone of `object`; never touches the input. */
 export function applyPatch(object: KubeObject, ops: readonly PatchOperation[]): KubeObject {

@@ -1,4 +1,5 @@
 import { ADMISSION_API_VERSION, ADMISSION_KIND, type AdmissionRequest } from './types.js';
+import { isPlainObject } from '../util/objects.js';
 
 export class BadReviewError extends Error {
   override readonly name = 'BadReviewError';
@@ -6,12 +7,9 @@ export class BadReviewError extends Error {
 
 const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function requireGvk(value: unknown, field: string, keys: readonly string[]): void {
-  if (!isRecord(value)) throw new BadReviewError(`request.${field} must be an object`);
+  if (!isPlainObject(value)) throw new BadReviewError(`request.${field} must be an object`);
   for (const key of keys) {
     if (typeof value[key] !== 'string') throw new BadReviewError(`request.${field}.${key} must be a string`);
   }
@@ -23,7 +21,7 @@ function requireGvk(value: unknown, field: string, keys: readonly string[]): voi
  * look like its kind is still a valid review, and rules decide what to do with it.
  */
 export function decodeAdmissionReview(body: unknown): AdmissionRequest {
-  if (!isRecord(body)) throw new BadReviewError('body must be a JSON object (an AdmissionReview)');
+  if (!isPlainObject(body)) throw new BadReviewError('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) {
     throw new BadReviewError(
       `apiVersion must be ${ADMISSION_API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null).slice(0, 60)}`,
@@ -33,7 +31,7 @@ export function decodeAdmissionReview(body: unknown): AdmissionRequest {
     throw new BadReviewError(`kind must be ${ADMISSION_KIND}, got ${JSON.stringify(body.kind ?? null).slice(0, 60)}`);
   }
   const request = body.request;
-  if (!isRecord(request)) throw new BadReviewError('AdmissionReview has no request');
+  if (!isPlainObject(request)) throw new BadReviewError('AdmissionReview has no request');
   if (typeof request.uid !== 'string' || request.uid.length === 0) {
     throw new BadReviewError('request.uid is missing');
   }
@@ -44,11 +42,11 @@ export function decodeAdmissionReview(body: unknown): AdmissionRequest {
   requireGvk(request.resource, 'resource', ['group', 'version', 'resource']);
   for (const field of ['object', 'oldObject'] as const) {
     const value = request[field];
-    if (value !== undefined && value !== null && !isRecord(value)) {
+    if (value !== undefined && value !== null && !isPlainObject(value)) {
       throw new BadReviewError(`request.${field} must be an object or null`);
     }
   }
-  if (request.userInfo !== undefined && !isRecord(request.userInfo)) {
+  if (request.userInfo !== undefined && !isPlainObject(request.userInfo)) {
     throw new BadReviewError('request.userInfo must be an object');
   }
   return {

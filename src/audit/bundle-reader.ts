@@ -8,6 +8,7 @@ import {
   type ReadOptions,
   type ReadResult,
 } from '../kube/reader.js';
+import { isPlainObject } from '../util/objects.js';
 
 /**
  * The audit's KubeReader: ConfigMaps and Secrets rendered in the same input are applied together
@@ -48,9 +49,6 @@ interface BundleEntry {
   content: ConfigContent;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -83,7 +81,7 @@ export function decodeConfigSource(
   const add = (field: string, base64: boolean): void => {
     const map = object[field];
     if (map === undefined || map === null) return;
-    if (!isRecord(map)) {
+    if (!isPlainObject(map)) {
       problems.push(`${field} is not a map`);
       return;
     }

@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Composer, isMap, isSeq, LineCounter, Parser, type Document } from 'yaml';
 import type { KubeObject } from '../admission/types.js';
+import { isPlainObject } from '../util/objects.js';
 
 /**
  * Reads rendered manifests the way `kubectl apply -f` does: files, directories (recursive,
@@ -63,9 +64,6 @@ export const STDIN_NAME = '<stdin>';
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 const MAX_ALIAS_COUNT = 100;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function errnoText(error: unknown): string {
   const code = (error as NodeJS.ErrnoException)?.code;
@@ -93,7 +91,7 @@ function isList(value: Record<string, unknown>): boolean {
 /** Has what the API server needs to route it: apiVersion and kind strings. */
 function looksLikeObject(value: unknown): value is KubeObject {
   return (
-    isRecord(value) &&
+    isPlainObject(value) &&
     typeof value.apiVersion === 'string' &&
     value.apiVersion.length > 0 &&
     typeof value.kind === 'string' &&
@@ -103,7 +101,7 @@ function looksLikeObject(value: unknown): value is KubeObject {
 
 function hasName(object: KubeObject): boolean {
   const metadata = object.metadata;
-  if (!isRecord(metadata)) return false;
+  if (!isPlainObject(metadata)) return false;
   return (
     (typeof metadata.name === 'string' && metadata.name.length > 0) ||
     (typeof metadata.generateName === 'string' && metadata.generateName.length > 0)
@@ -201,7 +199,7 @@ export function* parseDocuments(text: string): Generator<DocumentEvent> {
       continue;
     }
     const line = lineOf(lineCounter, start);
-    if (isRecord(value) && isList(value)) {
+    if (isPlainObject(value) && isList(value)) {
       const lines = listItemLines(document, lineCounter);
       const items = value.items as unknown[];
       yield { type: 'list', line, items: items.length };
@@ -216,7 +214,7 @@ export function* parseDocuments(text: string): Generator<DocumentEvent> {
 
 function* classify(value: unknown, line: number, inList: boolean): Generator<DocumentEvent> {
   const flag = inList ? { inList: true as const } : {};
-  if (isRecord(value) && isList(value)) {
+  if (isPlainObject(value) && isList(value)) {
     for (const item of value.items as unknown[]) yield* classify(item, line, true);
     return;
   }

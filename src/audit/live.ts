@@ -1,4 +1,5 @@
 import type { KubeObject } from '../admission/types.js';
+import { isPlainObject } from '../util/objects.js';
 
 /**
  * Reads live objects for `--kubeconfig` audits, so an object that already exists is audited as
@@ -25,12 +26,9 @@ export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-confi
 /** Server-owned metadata an apply keeps from the live object. */
 const SERVER_METADATA = ['uid', 'resourceVersion', 'creationTimestamp', 'generation'] as const;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function stringMap(value: unknown): Record<string, string> {
-  if (!isRecord(value)) return {};
+  if (!isPlainObject(value)) return {};
   const out: Record<string, string> = {};
   for (const [key, entry] of Object.entries(value)) if (typeof entry === 'string') out[key] = entry;
   return out;
@@ -42,7 +40,7 @@ function lastAppliedKeys(live: KubeObject, field: 'labels' | 'annotations'): Set
   if (typeof raw !== 'string') return new Set();
   try {
     const parsed: unknown = JSON.parse(raw);
-    const metadata = isRecord(parsed) && isRecord(parsed.metadata) ? parsed.metadata : {};
+    const metadata = isPlainObject(parsed) && isPlainObject(parsed.metadata) ? parsed.metadata : {};
     return new Set(Object.keys(stringMap(metadata[field])));
   } catch {
     return new Set();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeAdmissionReview } from '../admission/decode.js';
 import { ADMISSION_API_VERSION, ADMISSION_KIND } from '../admission/types.js';
+import { parseApiVersion } from '../util/objects.js';
 import {
   auditUid,
   buildRequest,
@@ -9,7 +10,6 @@ import {
   guessPlural,
   identityKey,
   KindCatalog,
-  parseApiVersion,
   place,
 } from './request.js';
 

@@ -6,6 +6,7 @@ import type {
   Operation,
   UserInfo,
 } from '../admission/types.js';
+import { isPlainObject, parseApiVersion } from '../util/objects.js';
 
 /**
  * Builds the admission request the API server would send for an object in rendered manifests:
@@ -104,16 +105,7 @@ export function guessPlural(kind: string): string {
   return `${lower}s`;
 }
 
-export function parseApiVersion(apiVersion: string): { group: string; version: string } {
-  const slash = apiVersion.indexOf('/');
-  return slash === -1
-    ? { group: '', version: apiVersion }
-    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
-}
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** What the audit knows about kinds: built-ins plus the CRDs found in the input. */
 export class KindCatalog {
@@ -122,7 +114,7 @@ export class KindCatalog {
   /** Registers a CustomResourceDefinition's kind; ignores anything malformed. */
   addCrd(object: KubeObject): void {
     const spec = object.spec;
-    if (!isRecord(spec) || !isRecord(spec.names)) return;
+    if (!isPlainObject(spec) || !isPlainObject(spec.names)) return;
     const { group } = spec;
     const { kind, plural } = spec.names;
     if (typeof group !== 'string' || typeof kind !== 'string' || kind === '') return;
@@ -179,7 +171,7 @@ export function place(object: KubeObject, catalog: KindCatalog, defaultNamespace
   const { group, version } = parseApiVersion(object.apiVersion ?? '');
   const kind = object.kind ?? '';
   const info = catalog.lookup(group, kind);
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const metadata = isPlainObject(object.metadata) ? object.metadata : {};
   const name = typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : undefined;
   let namespace: string | undefined;
   const placedMetadata = { ...metadata };

@@ -1,7 +1,8 @@
 import type { KubeObject } from '../../admission/types.js';
 import type { ConfigSourceKind, KubeReader } from '../../kube/reader.js';
 import { checksumV1, type SourceSnapshot } from './encoding.js';
-import { locatePodTemplate, type PlainObject, type PodTemplateLocation } from './pod-template.js';
+import { locatePodTemplate, type PodTemplateLocation } from './pod-template.js';
+import type { PlainObject } from '../../util/objects.js';
 import { readConfigSources, refKey, type ReadLimits } from './read.js';
 import { collectReferences, compareStrings, type ConfigReference, type ReferenceOptions } from './references.js';
 

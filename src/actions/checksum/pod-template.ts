@@ -1,4 +1,5 @@
 import type { KubeObject } from '../../admission/types.js';
+import { groupOf, isPlainObject, type PlainObject } from '../../util/objects.js';
 
 /** A workload kind gitops-guard stamps, and where its pod template lives. */
 export interface WorkloadKind {
@@ -18,16 +19,6 @@ export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
   { group: 'argoproj.io', kind: 'Rollout', templatePath: ['spec', 'template'] },
 ];
 
-export type PlainObject = Record<string, unknown>;
-
-export function isPlainObject(value: unknown): value is PlainObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function groupOf(apiVersion: string): string {
-  const slash = apiVersion.indexOf('/');
-  return slash === -1 ? '' : apiVersion.slice(0, slash);
-}
 
 export function workloadKindOf(object: KubeObject): WorkloadKind | undefined {
   if (typeof object.apiVersion !== 'string' || typeof object.kind !== 'string') return undefined;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../../admission/types.js';
 import { corpusObjects } from '../../../test/support/corpus.js';
-import { locatePodTemplate, type PlainObject } from './pod-template.js';
+import { locatePodTemplate } from './pod-template.js';
+import type { PlainObject } from '../../util/objects.js';
 import { collectReferences, type ConfigReference } from './references.js';
 
 const noPull = { includeImagePullSecrets: false };

@@ -1,5 +1,5 @@
 import type { ConfigSourceKind } from '../../kube/reader.js';
-import { isPlainObject, type PlainObject } from './pod-template.js';
+import { isPlainObject, type PlainObject } from '../../util/objects.js';
 
 /** One ConfigMap or Secret a pod template consumes, merged over every place that names it. */
 export interface ConfigReference {

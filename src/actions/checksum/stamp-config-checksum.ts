@@ -2,7 +2,8 @@ import { ownString, patchAt } from '../patch.js';
 import type { ActionDefinition, ActionOutcome } from '../types.js';
 import { DEFAULT_CHECKSUM_OPTIONS, computeWorkloadChecksum, missingWarning } from './compute.js';
 import { isChecksumValue } from './encoding.js';
-import { isPlainObject, locatePodTemplate, PodTemplateError, type PlainObject } from './pod-template.js';
+import { locatePodTemplate, PodTemplateError } from './pod-template.js';
+import { isPlainObject, type PlainObject } from '../../util/objects.js';
 
 export const DEFAULT_CHECKSUM_ANNOTATION = 'gitops-guard.dev/config-checksum';
 

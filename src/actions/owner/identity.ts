@@ -54,12 +54,6 @@ export function parseTrackingId(value: string): TrackingId | null {
   return { app, group, kind, namespace, name };
 }
 
-export function groupOf(apiVersion: unknown): string {
-  if (typeof apiVersion !== 'string') return '';
-  const slash = apiVersion.indexOf('/');
-  return slash === -1 ? '' : apiVersion.slice(0, slash);
-}
-
 export interface ObjectIdentity {
   group: string;
   kind: string;

@@ -1,6 +1,6 @@
 import type { ActionDefinition, ActionOutcome } from '../types.js';
 import type { KubeObject } from '../../admission/types.js';
-import { annotationsOf, isMap, labelsOf, metadataMap, ownString, patchAt, patchFrom } from '../patch.js';
+import { annotationsOf, labelsOf, metadataMap, ownString, patchAt, patchFrom } from '../patch.js';
 import { isValidLabelValue } from '../../util/text.js';
 import {
   HANDOVER_ANNOTATION,
@@ -10,6 +10,7 @@ import {
   targetOf,
   type OwnerResolution,
 } from './identity.js';
+import { isPlainObject } from '../../util/objects.js';
 
 export interface TagOwnerParams extends OwnerResolution {
   /** Label set to the instance name when absent; empty string turns labelling off. */
@@ -74,7 +75,7 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
       if (setLabel) metadataMap(draft, 'labels')[params.instanceLabel] = owner.instance;
     };
     // Only metadata changes: clone and diff just that (the object may be a 1 MB CRD).
-    const patch = isMap(object.metadata)
+    const patch = isPlainObject(object.metadata)
       ? patchAt(object, ['metadata'], (metadata) => edit({ metadata }))
       : patchFrom(object, (draft) => edit(draft));
     return { patch, warnings, auditAnnotations };
