@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import type { LevelWithSilent } from 'pino';
 import type { UserInfo } from '../admission/types.js';
 import { ChecksumKeyError, loadChecksumKey, MIN_CHECKSUM_KEY_BYTES } from '../actions/checksum/key.js';
@@ -7,12 +6,12 @@ import { runAuditCore, type ClusterAccess } from '../audit/audit.js';
 import type { InputSpec } from '../audit/input.js';
 import { renderTable, toJsonReport, writeJsonReport, type ChecksumKeySource } from '../audit/report.js';
 import { DEFAULT_NAMESPACE, DEFAULT_USER } from '../audit/request.js';
+import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
 import type { RuleSet } from '../rules/types.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { helpText, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 
-const DEFAULT_RULES_PATH = fileURLToPath(new URL('../../rules/default-rules.yaml', import.meta.url));
 
 /** The fixed key audits use without --checksum-key: deterministic output, never the cluster's key. */
 export const AUDIT_CHECKSUM_KEY: Buffer = Buffer.alloc(MIN_CHECKSUM_KEY_BYTES, 0);

@@ -11,7 +11,7 @@ import { RuleStore } from '../rules/store.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { watchFiles } from '../util/file-watch.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
-import { DEFAULT_RULES_PATH } from './serve.js';
+import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 
 const flags: FlagSpecs = {
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },

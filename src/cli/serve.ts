@@ -1,20 +1,15 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LevelWithSilent } from 'pino';
 import { generateChecksumKey, loadChecksumKey } from '../actions/checksum/key.js';
 import { generateCertificates, writeCertificates } from '../certs/generate.js';
 import { ClientNodeReader } from '../kube/client-node-reader.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { UnavailableKubeReader, type KubeReader } from '../kube/reader.js';
-import { loadRuleSetFile } from '../rules/load.js';
-import { createRegistry } from '../actions/registry.js';
+import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
-import { loadServingCredentials } from '../server/tls.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
-
-export const DEFAULT_RULES_PATH = fileURLToPath(new URL('../../rules/default-rules.yaml', import.meta.url));
 
 const flags: FlagSpecs = {
   port: { type: 'string', env: 'GITOPS_GUARD_PORT', default: '8443', description: 'HTTPS port' },
@@ -110,9 +105,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     return 0;
   }
   if (config.devCerts) ensureDevelopmentFiles(config, io);
-  // Fail fast, with one line each, before anything listens.
-  loadServingCredentials(config.tlsCertPath, config.tlsKeyPath);
-  loadRuleSetFile(config.rulesPath, createRegistry());
+  // Certificates and rules are checked by startServer before it listens (one-line errors).
   const checksumKey = loadChecksumKey(config.checksumKeyPath);
   const logger = createLogger(config.logLevel);
   const { kube, description } = kubeReaderFor(config);
