@@ -1,6 +1,6 @@
 import { ownString, patchAt } from '../patch.js';
 import type { ActionDefinition, ActionOutcome } from '../types.js';
-import { DEFAULT_CHECKSUM_OPTIONS, computeWorkloadChecksum, missingWarning } from './compute.js';
+import { DEFAULT_CHECKSUM_OPTIONS, computePodSpecChecksum, missingWarning } from './compute.js';
 import { isChecksumValue } from './encoding.js';
 import { locatePodTemplate, PodTemplateError } from './pod-template.js';
 import { isPlainObject, type PlainObject } from '../../util/objects.js';
@@ -100,7 +100,7 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
       return { warnings: [`pod template annotation ${params.annotation} was not written by gitops-guard; checksum not stamped`] };
     }
 
-    const result = await computeWorkloadChecksum(object, namespace, kube, settings.checksumKey, {
+    const result = await computePodSpecChecksum(location.podSpec, namespace, kube, settings.checksumKey, {
       timeoutMs: params.timeoutMs,
       readTimeoutMs: params.readTimeoutMs,
       includeImagePullSecrets: params.includeImagePullSecrets,
