@@ -10,6 +10,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import { withSignal } from '../kube/call-options.js';
+import { makeKeepAliveApiClient } from '../kube/keep-alive.js';
 import type { KubeObject } from '../admission/types.js';
 import { LeaseConflictError, type LeaseClient, type LeaseRecord, type LeaseSpec } from './leader.js';
 
@@ -69,8 +70,8 @@ export class WorkloadApi {
   private readonly core: CoreV1Api;
 
   constructor(kubeConfig: KubeConfig) {
-    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = makeKeepAliveApiClient(kubeConfig, CustomObjectsApi);
+    this.core = makeKeepAliveApiClient(kubeConfig, CoreV1Api);
   }
 
   /** null on 404. */
@@ -136,7 +137,7 @@ export class KubeLeaseClient implements LeaseClient {
     readonly namespace: string,
     readonly name: string,
   ) {
-    this.api = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.api = makeKeepAliveApiClient(kubeConfig, CoordinationV1Api);
   }
 
   private body(spec: LeaseSpec, resourceVersion?: string): V1Lease {
