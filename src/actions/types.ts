@@ -13,8 +13,13 @@ export interface ActionContext {
   /** Server-wide settings actions may need (e.g. the checksum HMAC key). */
   settings: ActionSettings;
   logger: Logger;
-  /** Aborted when the admission deadline passes. */
+  /** Aborted when the admission deadline passes (reason: DeadlineExceededError) or the caller goes away. */
   signal: AbortSignal;
+  /**
+   * When the admission must be answered (epoch ms), derived from the API server's timeout for
+   * this call; absent outside the webhook (audit). Actions that wait for I/O use what is left.
+   */
+  deadline?: number;
 }
 
 export interface ActionSettings {

@@ -24,8 +24,9 @@ export async function handleAdmission(
   phase: WebhookPhase,
   deps: HandlerDeps,
   signal?: AbortSignal,
+  deadline?: number,
 ): Promise<Handled> {
-  const evaluation = await evaluate(request, phase, deps.rules(), deps, signal);
+  const evaluation = await evaluate(request, phase, deps.rules(), deps, signal, deadline);
   countResults(evaluation, deps.metrics);
   const base = evaluation.allowed
     ? patched(request.uid, phase === 'mutate' ? evaluation.patch : [])
@@ -55,7 +56,12 @@ export function logAdmission(
 ): void {
   const { response, evaluation } = handled;
   const fired = evaluation.results.filter((r) => r.result !== 'skipped').map((r) => `${r.rule}:${r.mode}:${r.result}`);
-  logger.info(
+  // Why each failed rule failed, in the same line (reasons are built from gitops-guard's own
+  // messages and name objects only, never their data). A failed rule admitted the object
+  // unchanged (or denied it, per onError): worth a warning, not just an info line.
+  const failed = evaluation.results.filter((r) => r.result === 'error');
+  const ruleErrors = failed.length > 0 ? Object.fromEntries(failed.map((r) => [r.rule, r.reason ?? 'unknown error'])) : undefined;
+  logger[ruleErrors ? 'warn' : 'info'](
     {
       uid: request.uid,
       webhook: phase,
@@ -68,6 +74,7 @@ export function logAdmission(
       verdict: verdictOf(response),
       patchOps: evaluation.patch.length,
       warnings: response.warnings?.length ?? 0,
+      ...(ruleErrors ? { ruleErrors } : {}),
       durationMs: Math.round(durationMs * 1000) / 1000,
     },
     'admission',

@@ -6,7 +6,7 @@ import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../actions/ch
 import { isChecksumValue } from '../actions/checksum/encoding.js';
 import { locatePodTemplate, PodTemplateError, type PodTemplateLocation } from '../actions/checksum/pod-template.js';
 import { isPlainObject, type PlainObject } from '../util/objects.js';
-import { DEFAULT_CHECKSUM_ANNOTATION, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
+import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
 import type { KubeReader } from '../kube/reader.js';
 import { matchRule } from '../rules/match.js';
 import type { RuleSet } from '../rules/types.js';
@@ -193,8 +193,7 @@ export async function reconcileWorkload(ref: WorkloadRef, sources: readonly stri
   }
 
   const result = await computeWorkloadChecksum(object, ref.namespace, deps.kube, deps.checksumKey, {
-    timeoutMs: params.timeoutMs,
-    readTimeoutMs: params.readTimeoutMs,
+    ...readDeadlines(params, undefined),
     includeImagePullSecrets: params.includeImagePullSecrets,
     signal,
   });

@@ -4,8 +4,17 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { withSignal } from './call-options.js';
-import { makeKeepAliveApiClient } from './keep-alive.js';
+import { KeepAliveAuthentication, makeKeepAliveApiClient } from './keep-alive.js';
 import { KubeReadError, type ConfigContent, type KubeReader, type ObjectRef, type ReadOptions, type ReadResult } from './reader.js';
+import { Slots } from './slots.js';
+
+/**
+ * Connections to the API server for reads. Every read in flight needs one (HTTP/1.1), and the
+ * webhook reads for every admission it works on at the same time: 50 concurrent Deployment
+ * admissions with three references each are 150 reads. Beyond this, reads wait for a
+ * connection without that wait counting against their own timeout.
+ */
+export const DEFAULT_READ_CONNECTIONS = 256;
 
 /** A Status `reason` is a CamelCase word; anything else from a response body is not repeated. */
 function statusReason(body: unknown): string | undefined {
@@ -65,17 +74,40 @@ export function decodeConfigSource(ref: ObjectRef, object: { data?: unknown; bin
 
 /**
  * KubeReader over @kubernetes/client-node: one fresh GET per read (no cache), cancelled at
- * `timeoutMs` or when `signal` aborts. 404 is an answer ({found: false}); every other failure
- * is a KubeReadError whose text holds status codes and reasons only, never object data.
+ * `timeoutMs` after it was sent or when `signal` aborts. 404 is an answer ({found: false}); every
+ * other failure is a KubeReadError whose text holds status codes and reasons only, never object data.
  */
 export class ClientNodeReader implements KubeReader {
   private readonly core: CoreV1Api;
+  private readonly slots: Slots;
 
-  constructor(kubeConfig: KubeConfig) {
-    this.core = makeKeepAliveApiClient(kubeConfig, CoreV1Api);
+  constructor(kubeConfig: KubeConfig, options: { maxConnections?: number } = {}) {
+    const connections = options.maxConnections ?? DEFAULT_READ_CONNECTIONS;
+    this.slots = new Slots(connections);
+    this.core = makeKeepAliveApiClient(kubeConfig, CoreV1Api, new KeepAliveAuthentication(kubeConfig, connections));
   }
 
-  async readConfigSource(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {
+  readsWaiting(): number {
+    return this.slots.waiting;
+  }
+
+  async readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult> {
+    if (options.signal?.aborted) throw new KubeReadError(ref, 'timeout', 'aborted before the read started');
+    let release: () => void;
+    try {
+      // Waiting for a connection is bounded by the caller's signal (the admission deadline), not by timeoutMs.
+      release = await this.slots.acquire(options.signal);
+    } catch {
+      throw new KubeReadError(ref, 'timeout', 'aborted while waiting for a connection to the API server');
+    }
+    try {
+      return await this.read(ref, options);
+    } finally {
+      release();
+    }
+  }
+
+  private async read(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {
     if (signal?.aborted) throw new KubeReadError(ref, 'timeout', 'aborted before the read started');
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;

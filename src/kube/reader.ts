@@ -32,13 +32,16 @@ export class KubeReadError extends Error {
 }
 
 export interface ReadOptions {
-  /** Give up on this read after this long. */
+  /** Give up on this read this long after it was sent (time spent waiting for a connection does not count). */
   timeoutMs: number;
+  /** Ends the read, also while it waits for a connection (the admission deadline). */
   signal?: AbortSignal;
 }
 
 export interface KubeReader {
   readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult>;
+  /** Reads waiting for a connection to the API server right now (a metric), when the reader queues them. */
+  readsWaiting?(): number;
 }
 
 /** Used when no cluster is configured (development, `npm start`): every read fails clearly. */

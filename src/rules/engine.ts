@@ -68,6 +68,7 @@ export async function evaluate(
   ruleSet: RuleSet,
   deps: EngineDeps,
   signal: AbortSignal = new AbortController().signal,
+  deadline?: number,
 ): Promise<Evaluation> {
   const evaluation: Evaluation = { allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
   const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
@@ -98,7 +99,7 @@ export async function evaluate(
     }
     let outcome: ActionOutcome;
     try {
-      outcome = await runAction(rule, request, current(), deps, signal);
+      outcome = await runAction(rule, request, current(), deps, signal, deadline);
     } catch (error) {
       evaluation.results.push({ ...base, result: 'error', reason: errorText(error) });
       recordError(evaluation, rule, mode, error);
@@ -152,6 +153,7 @@ async function runAction(
   object: KubeObject,
   deps: EngineDeps,
   signal: AbortSignal,
+  deadline: number | undefined,
 ): Promise<ActionOutcome> {
   const action = deps.registry.get(rule.action.type);
   if (!action) throw new Error(`unknown action ${rule.action.type}`);
@@ -163,6 +165,7 @@ async function runAction(
     settings: deps.settings,
     logger: deps.logger.child({ rule: rule.name }),
     signal,
+    ...(deadline !== undefined ? { deadline } : {}),
   });
 }
 

@@ -4,26 +4,47 @@ import { BadReviewError, decodeAdmissionReview } from '../admission/decode.js';
 import { handleAdmission, logAdmission, verdictOf, type HandlerDeps } from '../admission/handler.js';
 import { toReview } from '../admission/response.js';
 import type { WebhookPhase } from '../admission/types.js';
+import { DeadlineExceededError, isDeadlineExceeded } from '../util/abort.js';
+import { admissionTiming, type AdmissionTiming } from './deadline.js';
+import { Lane } from './lane.js';
+import { BudgetExceededError, MemoryBudget, type Reservation } from './memory-budget.js';
+import { kindLabel, type RejectReason } from './metrics.js';
+import { BodyTooLargeError, ClientAbortError, initialCost, MAX_BODY_BYTES, receiveBody } from './request-body.js';
 
-/**
- * The API server refuses request bodies over 3 MiB (--max-request-body-bytes) and etcd stores
- * objects up to 1.5 MiB; an UPDATE review carries `object` and `oldObject`, JSON-escaped inside
- * the review. 8 MiB fits two maximal objects with room to spare while bounding memory per request.
- */
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+export { MAX_BODY_BYTES } from './request-body.js';
 
 export const WEBHOOK_PATHS: Record<WebhookPhase, string> = { mutate: '/mutate', validate: '/validate' };
 
+/**
+ * The largest `timeoutSeconds` of the shipped webhook configurations (manifests/base): the API
+ * server never waits longer for an answer, so no admission needs more.
+ */
+export const DEFAULT_MAX_TIMEOUT_MS = 5000;
+
+/** Budget defaults for tests and embedders; `gitops-guard serve` sizes the budget from the heap limit. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/** A budget whose shares suit `capacityBytes`: a quarter kept for small requests, large from 2 MiB. */
+export function memoryBudget(capacityBytes: number): MemoryBudget {
+  return new MemoryBudget({ capacityBytes, smallReserveBytes: Math.floor(capacityBytes / 4), largeThresholdBytes: 2 * 1024 * 1024 });
+}
+
+export interface AdmissionLimits {
+  /** The largest `timeoutSeconds` (in ms) of the webhooks this server answers; caps `?timeout=`. */
+  maxTimeoutMs: number;
+  budget: MemoryBudget;
+}
+
 export interface AdmissionEndpointDeps extends HandlerDeps {
   logger: Logger;
-  /** Hard limit for one admission, so a stuck rule cannot hold a connection forever. */
-  requestTimeoutMs?: number;
+  limits?: AdmissionLimits;
 }
 
 class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly rejected?: RejectReason,
   ) {
     super(message);
   }
@@ -37,13 +58,16 @@ export function webhookPhaseOf(req: IncomingMessage): WebhookPhase | null {
   return path === WEBHOOK_PATHS.mutate ? 'mutate' : path === WEBHOOK_PATHS.validate ? 'validate' : null;
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+function sendJson(res: ServerResponse, status: number, value: unknown, close = false): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+  // A body left unread (refused before or while reading it) cannot be skipped on a kept-alive connection.
+  if (close) headers['connection'] = 'close';
+  res.writeHead(status, headers);
   res.end(body);
 }
 
-function checkHeaders(req: IncomingMessage): void {
+function checkHeaders(req: IncomingMessage): number | undefined {
   const contentType = req.headers['content-type'] ?? '';
   const [mediaType = '', ...parameters] = contentType.split(';').map((part) => part.trim().toLowerCase());
   if (mediaType !== 'application/json') {
@@ -53,30 +77,11 @@ function checkHeaders(req: IncomingMessage): void {
   if (charset && charset !== 'utf-8' && charset !== 'utf8') throw new HttpError(415, `unsupported charset ${charset}`);
   const encoding = req.headers['content-encoding'];
   if (encoding && encoding !== 'identity') throw new HttpError(415, `unsupported content encoding ${encoding}`);
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
-    throw new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
-  }
-}
-
-/** Reads the whole body, refusing more than MAX_BODY_BYTES (also without a Content-Length). */
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const onData = (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > MAX_BODY_BYTES) {
-        req.off('data', onData);
-        req.resume(); // discard the rest; the answer is already decided
-        reject(new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
-    req.once('error', reject);
-  });
+  const header = req.headers['content-length'];
+  if (header === undefined) return undefined;
+  const length = Number(header);
+  if (length > MAX_BODY_BYTES) throw new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`, 'too_large');
+  return length;
 }
 
 function parseJson(body: Buffer): unknown {
@@ -91,42 +96,133 @@ function parseJson(body: Buffer): unknown {
  * POST /mutate and /validate: body → AdmissionReview → rule engine → AdmissionReview. Written on
  * plain node:http primitives rather than Express middleware: this is the hot path of every
  * matched API write, and the middleware chain cost more than the rules (docs/performance.md).
+ *
+ * Every call gets a deadline from the API server's `?timeout=` (capped by the largest webhook
+ * timeout) and reserves memory from a budget shared by all calls before its body is read; while
+ * the budget is used up, bodies stay unread in the socket (TCP backpressure). Large bodies are
+ * parsed one at a time (Lane). See docs/operations.md, "Memory and time budgets".
  */
 export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
-  return async function admissionEndpoint(phase: WebhookPhase, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const limits: AdmissionLimits = deps.limits ?? { maxTimeoutMs: DEFAULT_MAX_TIMEOUT_MS, budget: memoryBudget(DEFAULT_MEMORY_BUDGET_BYTES) };
+  const lane = new Lane();
+  let inFlight = 0;
+  let waiting = 0;
+  deps.metrics.setAdmissionLoad({
+    inFlight: () => inFlight,
+    waiting: () => waiting,
+    reservedBytes: () => limits.budget.used,
+    budgetBytes: () => limits.budget.capacityBytes,
+    readsWaiting: () => deps.kube.readsWaiting?.() ?? 0,
+  });
+  const waitFor = async <T>(promise: Promise<T>): Promise<T> => {
+    waiting++;
     try {
-      checkHeaders(req);
-      const body = parseJson(await readBody(req));
-      await admit(phase, body, res, deps);
+      return await promise;
+    } finally {
+      waiting--;
+    }
+  };
+
+  return async function admissionEndpoint(phase: WebhookPhase, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const timing = admissionTiming(req.url, limits.maxTimeoutMs);
+    const deadline = Date.now() + timing.budgetMs;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DeadlineExceededError(timing.budgetMs)), timing.budgetMs);
+    // The API server gives up (and closes the connection) when its own timeout passes.
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new ClientAbortError());
+    };
+    res.once('close', onClose);
+    inFlight++;
+    let reservation: Reservation | undefined;
+    let bodyRead = false;
+    try {
+      const length = checkHeaders(req);
+      const size = length ?? 0;
+      reservation = await waitFor(limits.budget.reserve(initialCost(size), controller.signal));
+      const { body, cost } = await receiveBody(req, length, reservation, controller.signal);
+      bodyRead = true;
+      if (cost !== reservation.bytes) await waitFor(reservation.resize(cost, controller.signal));
+      const parse = () => parseJson(body);
+      const parsed = reservation.large ? await waitFor(lane.run(controller.signal, parse)) : parse();
+      await admit(phase, parsed, res, deps, controller.signal, deadline, timing, started);
     } catch (error) {
-      if (error instanceof HttpError || error instanceof BadReviewError) {
-        deps.metrics.errors.inc({ type: 'bad_request' });
-        if (!res.headersSent) sendJson(res, error instanceof HttpError ? error.status : 400, { error: error.message });
-        return;
-      }
-      deps.metrics.errors.inc({ type: 'internal' });
-      deps.logger.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, webhook: phase }, 'internal error');
-      // The API server applies the webhook's failurePolicy to a 500.
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      answerFailure(error, phase, req, res, deps, timing, started, bodyRead);
+    } finally {
+      clearTimeout(timer);
+      res.off('close', onClose);
+      reservation?.release();
+      inFlight--;
     }
   };
 }
 
-async function admit(phase: WebhookPhase, body: unknown, res: ServerResponse, deps: AdmissionEndpointDeps): Promise<void> {
-  const started = performance.now();
-  const request = decodeAdmissionReview(body);
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error('admission deadline exceeded')), deps.requestTimeoutMs ?? 10_000);
-  try {
-    const handled = await handleAdmission(request, phase, deps, controller.signal);
-    const durationMs = performance.now() - started;
-    deps.metrics.admissionDuration.observe(
-      { webhook: phase, operation: request.operation, kind: request.kind.kind, verdict: verdictOf(handled.response) },
-      durationMs / 1000,
-    );
-    logAdmission(deps.logger, phase, request, handled, durationMs);
-    sendJson(res, 200, toReview(handled.response));
-  } finally {
-    clearTimeout(timer);
+function answerFailure(
+  error: unknown,
+  phase: WebhookPhase,
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: AdmissionEndpointDeps,
+  timing: AdmissionTiming,
+  started: number,
+  bodyRead: boolean,
+): void {
+  const elapsedMs = Math.round(performance.now() - started);
+  if (error instanceof ClientAbortError) {
+    // The API server closes the connection when its own timeout passes: the call failed open.
+    deps.metrics.errors.inc({ type: 'aborted' });
+    deps.logger.warn({ webhook: phase, elapsedMs, timeoutMs: timing.timeoutMs, reason: error.message }, 'admission call aborted by the client');
+    if (!res.headersSent && !res.destroyed) sendJson(res, 400, { error: error.message }, true);
+    return;
   }
+  if (isDeadlineExceeded(error)) {
+    deps.metrics.rejected.inc({ reason: 'deadline' });
+    deps.logger.warn(
+      { webhook: phase, elapsedMs, timeoutMs: timing.timeoutMs, stage: bodyRead ? 'waiting to parse' : 'waiting for memory or the body' },
+      'admission deadline passed before the review could be handled; the API server applies the failure policy',
+    );
+    if (!res.headersSent) sendJson(res, 503, { error: `admission deadline of ${timing.budgetMs} ms passed before the review could be handled` }, true);
+    return;
+  }
+  if (error instanceof BudgetExceededError || error instanceof BodyTooLargeError) {
+    deps.metrics.rejected.inc({ reason: 'too_large' });
+    deps.metrics.errors.inc({ type: 'bad_request' });
+    deps.logger.warn({ webhook: phase, contentLength: req.headers['content-length'], reason: error.message }, 'admission call refused: too large');
+    if (!res.headersSent) sendJson(res, 413, { error: error instanceof BudgetExceededError ? `request too large for the memory budget: ${error.message}` : error.message }, !bodyRead);
+    return;
+  }
+  if (error instanceof HttpError || error instanceof BadReviewError) {
+    if (error instanceof HttpError && error.rejected) deps.metrics.rejected.inc({ reason: error.rejected });
+    deps.metrics.errors.inc({ type: 'bad_request' });
+    if (!res.headersSent) sendJson(res, error instanceof HttpError ? error.status : 400, { error: error.message }, !bodyRead);
+    return;
+  }
+  deps.metrics.errors.inc({ type: 'internal' });
+  deps.logger.error({ err: { message: (error as Error).message, stack: (error as Error).stack }, webhook: phase }, 'internal error');
+  // The API server applies the webhook's failurePolicy to a 500.
+  if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, !bodyRead);
+}
+
+async function admit(
+  phase: WebhookPhase,
+  body: unknown,
+  res: ServerResponse,
+  deps: AdmissionEndpointDeps,
+  signal: AbortSignal,
+  deadline: number,
+  timing: AdmissionTiming,
+  started: number,
+): Promise<void> {
+  const request = decodeAdmissionReview(body);
+  const handled = await handleAdmission(request, phase, deps, signal, deadline);
+  if (signal.aborted && signal.reason instanceof ClientAbortError) throw signal.reason;
+  const durationMs = performance.now() - started;
+  deps.metrics.admissionDuration.observe(
+    { webhook: phase, operation: request.operation, kind: kindLabel(deps.rules(), request.kind), verdict: verdictOf(handled.response) },
+    durationMs / 1000,
+  );
+  if (durationMs > timing.timeoutMs) deps.metrics.late.inc({ webhook: phase });
+  logAdmission(deps.logger, phase, request, handled, durationMs);
+  sendJson(res, 200, toReview(handled.response));
 }

@@ -1,4 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GroupVersionKind } from '../admission/types.js';
+import type { RuleSet } from '../rules/types.js';
+
+/** Why an admission call was not answered with a review (gitops_guard_admission_rejected_total). */
+export type RejectReason = 'too_large' | 'deadline' | 'timeout' | 'connection_limit' | 'bad_connection';
+
+/** What the admission path reports while it runs; gauges are read at scrape time. */
+export interface AdmissionLoad {
+  inFlight(): number;
+  waiting(): number;
+  reservedBytes(): number;
+  budgetBytes(): number;
+  readsWaiting(): number;
+}
 
 /** All gitops-guard metrics, on a registry of their own so tests can create as many servers as they like. */
 export interface Metrics {
@@ -14,17 +28,69 @@ export interface Metrics {
   /** The gauge is computed at scrape time from the certificate in use. */
   setCertificateNotAfter(notAfter: Date): void;
   certificateReloads: Counter<'result'>;
+  /** Calls refused or dropped before a review could be answered, by reason. */
+  rejected: Counter<'reason'>;
+  /** Answers written after the API server's timeout for the call had passed (it had failed open already). */
+  late: Counter<'webhook'>;
+  /** Connects the in-flight/waiting/memory gauges to the running server. */
+  setAdmissionLoad(load: AdmissionLoad): void;
 }
+
+/**
+ * The `kind` label of admission metrics: the kinds the rules name (a bounded set from the rules
+ * file), everything else `other`. Copying the body's kind would let any caller create series
+ * without bound.
+ */
+export function kindLabel(ruleSet: RuleSet, kind: GroupVersionKind): string {
+  let kinds = SELECTED_KINDS.get(ruleSet);
+  if (!kinds) {
+    kinds = new Set(ruleSet.rules.flatMap((rule) => rule.match.kinds.filter((k) => k.kind !== '*').map((k) => `${k.group}/${k.kind}`)));
+    SELECTED_KINDS.set(ruleSet, kinds);
+  }
+  return kinds.has(`${kind.group}/${kind.kind}`) || kinds.has(`*/${kind.kind}`) ? kind.kind : 'other';
+}
+
+const SELECTED_KINDS = new WeakMap<RuleSet, Set<string>>();
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'gitops_guard_' });
   const registers = [registry];
   let notAfter: Date | undefined;
+  let load: AdmissionLoad | undefined;
+  const loadGauge = (name: string, help: string, read: (l: AdmissionLoad) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        if (load) this.set(read(load));
+      },
+    });
+  loadGauge('gitops_guard_admission_in_flight', 'Admission calls being read, parsed, evaluated or answered.', (l) => l.inFlight());
+  loadGauge('gitops_guard_admission_waiting', 'Admission calls waiting for memory budget (their bodies unread) or for the large-body parse slot.', (l) => l.waiting());
+  loadGauge('gitops_guard_admission_memory_reserved_bytes', 'Memory reserved by admission calls in flight (bodies and parsed reviews, estimated).', (l) => l.reservedBytes());
+  loadGauge('gitops_guard_admission_memory_budget_bytes', 'The memory budget for admission calls in flight.', (l) => l.budgetBytes());
+  loadGauge('gitops_guard_kube_reads_waiting', 'ConfigMap/Secret reads waiting for a connection to the API server.', (l) => l.readsWaiting());
   return {
     setCertificateNotAfter(value: Date) {
       notAfter = value;
     },
+    setAdmissionLoad(value: AdmissionLoad) {
+      load = value;
+    },
+    rejected: new Counter({
+      name: 'gitops_guard_admission_rejected_total',
+      help: 'Admission calls refused or dropped before a review was answered (too_large, deadline, timeout, connection_limit, bad_connection).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    late: new Counter({
+      name: 'gitops_guard_admission_late_total',
+      help: "Admission answers written after the API server's timeout for the call had passed.",
+      labelNames: ['webhook'],
+      registers,
+    }),
     registry,
     admissionDuration: new Histogram({
       name: 'gitops_guard_admission_duration_seconds',
@@ -47,7 +113,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     errors: new Counter({
       name: 'gitops_guard_errors_total',
-      help: 'Errors by type (bad_request, rule_error, internal, cert_reload, rules_reload).',
+      help: 'Errors by type (bad_request, rule_error, aborted, internal, cert_reload, rules_reload).',
       labelNames: ['type'],
       registers,
     }),

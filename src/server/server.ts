@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { RuleStore } from '../rules/store.js';
 import type { RuleMode } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
+import { DEFAULT_MAX_TIMEOUT_MS, DEFAULT_MEMORY_BUDGET_BYTES, memoryBudget } from './admission-endpoint.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadServingCredentials, secureContextOptions, TLS_MIN_VERSION } from './tls.js';
 
@@ -29,7 +31,22 @@ export interface ServerOptions {
   shutdownDelayMs?: number;
   /** Longest wait for in-flight requests on shutdown. */
   drainTimeoutMs?: number;
-  requestTimeoutMs?: number;
+  /**
+   * The largest `timeoutSeconds` of the webhook configurations, in ms (default 5000): caps each
+   * call's `?timeout=` and sets the handshake, header and body timeouts.
+   */
+  maxTimeoutMs?: number;
+  /** Memory budget for admission calls in flight (default 64 MiB). */
+  memoryBudgetBytes?: number;
+  /** Open connections at most (default 512); further connections are closed at once. */
+  maxConnections?: number;
+  /** A kept-alive connection idle this long is closed (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+export interface ShutdownResult {
+  /** Requests still in flight when the drain timeout passed, cut by closing their connections. */
+  cut: number;
 }
 
 export interface RunningServer {
@@ -38,9 +55,16 @@ export interface RunningServer {
   metrics: Metrics;
   rules: RuleStore;
   isReady(): boolean;
-  /** Stops readiness, stops accepting connections, lets in-flight requests finish (bounded). */
-  shutdown(): Promise<void>;
+  /**
+   * Turns readiness off, answers every further request with `Connection: close`, stops
+   * listening after the shutdown delay and lets in-flight requests finish (bounded by the drain
+   * timeout, after which they are cut).
+   */
+  shutdown(): Promise<ShutdownResult>;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 512;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 /** Loads certificates and rules (throwing a clear error if either is bad), then listens. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -56,8 +80,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   metrics.setCertificateNotAfter(credentials.notAfter);
 
-  let shuttingDown = false;
-  const isReady = () => !shuttingDown;
+  let draining = false;
+  const isReady = () => !draining;
+  const maxTimeoutMs = options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS;
   const app = createApp({
     registry,
     kube: options.kube,
@@ -67,13 +92,55 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics,
     rules: () => rules.current,
     isReady,
-    requestTimeoutMs: options.requestTimeoutMs,
+    limits: { maxTimeoutMs, budget: memoryBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES) },
   });
 
-  const server = createServer({ ...secureContextOptions(credentials), minVersion: TLS_MIN_VERSION }, app);
-  server.keepAliveTimeout = 60_000;
-  server.headersTimeout = 65_000;
-  server.on('tlsClientError', (error) => logger.debug({ err: error.message }, 'TLS handshake failed'));
+  // Responses not finished yet: once draining starts, each gets `Connection: close`, so every
+  // client moves to another replica after its next answer instead of having its connection cut.
+  const active = new Set<ServerResponse>();
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    active.add(res);
+    res.once('close', () => active.delete(res));
+    if (draining) res.setHeader('connection', 'close');
+    app(req, res);
+  };
+
+  const server = createServer(
+    {
+      ...secureContextOptions(credentials),
+      minVersion: TLS_MIN_VERSION,
+      // Nothing a webhook call needs takes longer than the API server waits for it.
+      handshakeTimeout: maxTimeoutMs,
+      headersTimeout: maxTimeoutMs,
+      requestTimeout: maxTimeoutMs,
+      connectionsCheckingInterval: 250,
+      keepAliveTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    },
+    listener,
+  );
+  // Inactivity limit of a connection that has not sent a request yet, or is in the middle of one
+  // (kept-alive idle connections use keepAliveTimeout instead). Every call is answered within
+  // its deadline, so only a silent or stalled client reaches it.
+  server.timeout = maxTimeoutMs + 1000;
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.on('drop', () => metrics.rejected.inc({ reason: 'connection_limit' }));
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+    metrics.rejected.inc({ reason: error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'bad_connection' });
+    logger.debug({ err: error.message }, 'TLS handshake failed');
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // Headers or body not received in time (headersTimeout/requestTimeout), or not HTTP at all.
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (error.code !== 'ECONNRESET') metrics.rejected.inc({ reason: timedOut ? 'timeout' : 'bad_connection' });
+    logger.debug({ err: error.message, code: error.code }, 'client error');
+    const response = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !response?.headersSent) {
+      socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      socket.destroy();
+    }
+  });
 
   const reloadIntervalMs = options.reloadIntervalMs ?? 2000;
   const stopCertWatch = watchFiles([options.tlsCertPath, options.tlsKeyPath], reloadIntervalMs, () => {
@@ -103,27 +170,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, rules: rules.current.rules.map((r) => r.name), mode: options.modeOverride ?? 'per-rule' }, 'gitops-guard serving');
 
-  let shutdownPromise: Promise<void> | undefined;
+  let shutdownPromise: Promise<ShutdownResult> | undefined;
   const shutdown = () =>
     (shutdownPromise ??= (async () => {
-      shuttingDown = true;
+      draining = true;
+      for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
       stopCertWatch();
       stopRulesWatch();
-      logger.info({ shutdownDelayMs: options.shutdownDelayMs ?? 0 }, 'shutting down: readiness off');
-      await delay(options.shutdownDelayMs ?? 0);
+      const shutdownDelayMs = options.shutdownDelayMs ?? 0;
+      logger.info({ shutdownDelayMs, inFlight: active.size }, 'shutting down: readiness off, answers close their connections');
+      await delay(shutdownDelayMs);
+      // Stops listening and closes connections idle right now (Node's close does that); the rest
+      // close after their answer (`Connection: close`).
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
       const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
-      const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-      const forced = delay(drainTimeoutMs).then(() => 'timeout' as const);
-      const outcome = await Promise.race([closed.then(() => 'drained' as const), forced]);
-      clearInterval(idleSweep);
+      logger.info({ inFlight: active.size, drainTimeoutMs }, 'stopped listening; draining in-flight requests');
+      const outcome = await Promise.race([closed.then(() => 'drained' as const), delay(drainTimeoutMs).then(() => 'timeout' as const)]);
+      let cut = 0;
       if (outcome === 'timeout') {
-        logger.warn({ drainTimeoutMs }, 'in-flight requests did not finish in time; closing connections');
+        cut = active.size;
+        logger.warn({ drainTimeoutMs, cut }, 'in-flight requests did not finish in time; cutting their connections');
         server.closeAllConnections();
         await closed;
       }
-      logger.info('shut down');
+      logger.info({ cut }, 'shut down');
+      return { cut };
     })());
 
   return { server, port, metrics, rules, isReady, shutdown };

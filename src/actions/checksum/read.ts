@@ -1,12 +1,16 @@
 import { setMaxListeners } from 'node:events';
+import { isDeadlineExceeded } from '../../util/abort.js';
 import { KubeReadError, type ConfigContent, type ConfigSourceKind, type KubeReader, type ObjectRef, type ReadFailureReason, type ReadResult } from '../../kube/reader.js';
 
 export interface ReadLimits {
   /** Overall deadline for all reads together. */
   timeoutMs: number;
-  /** Limit for each single read (capped by the overall deadline). */
+  /** Limit for each single read once it is sent (capped by the overall deadline). */
   readTimeoutMs: number;
-  /** Aborted when the admission request is abandoned; pending reads are cancelled. */
+  /**
+   * Aborted when the admission request is abandoned or its deadline passes (the reason is then a
+   * DeadlineExceededError); pending reads are cancelled.
+   */
   signal?: AbortSignal;
 }
 
@@ -52,6 +56,9 @@ function fromKubeReadError(error: KubeReadError, ref: ObjectRef, limits: ReadLim
 function classify(error: unknown, ref: ObjectRef, limits: ReadLimits, aborted: () => ConfigReadFailure | null): ConfigReadError {
   const abortReason = aborted();
   if (abortReason === 'deadline') return new ConfigReadError(ref, 'deadline', `no answer within the ${limits.timeoutMs} ms checksum deadline`);
+  if (abortReason === 'aborted' && isDeadlineExceeded(limits.signal?.reason)) {
+    return new ConfigReadError(ref, 'deadline', `no answer within the admission deadline (${limits.signal.reason.deadlineMs} ms)`);
+  }
   if (abortReason === 'aborted') return new ConfigReadError(ref, 'aborted', 'admission request was abandoned before the read finished');
   if (error instanceof KubeReadError) return fromKubeReadError(error, ref, limits);
   // Foreign errors may quote a response body, so only their class name is kept.
@@ -82,7 +89,11 @@ export async function readConfigSources(
   if (unique.size === 0) return results;
 
   const first = unique.values().next().value as ObjectRef;
-  if (limits.signal?.aborted) throw new ConfigReadError(first, 'aborted', 'admission request was abandoned before the read started');
+  if (limits.signal?.aborted) {
+    throw isDeadlineExceeded(limits.signal.reason)
+      ? classify(undefined, first, limits, () => 'aborted')
+      : new ConfigReadError(first, 'aborted', 'admission request was abandoned before the read started');
+  }
 
   const controller = new AbortController();
   // Every read listens on this short-lived signal: many references are normal, not a listener leak.

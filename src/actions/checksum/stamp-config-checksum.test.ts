@@ -11,12 +11,12 @@ import { parseRuleSet, RuleSetError } from '../../rules/load.js';
 import { configMap, deployment, KubeApiServer, objectPath, secret } from '../../../test/support/kube-api-server.js';
 import { requestFor } from '../../../test/support/review.js';
 import { checksumV1, isChecksumValue, type SourceSnapshot } from './encoding.js';
-import { DEFAULT_CHECKSUM_ANNOTATION, stampConfigChecksum, type StampConfigChecksumParams } from './stamp-config-checksum.js';
+import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, stampConfigChecksum, type StampConfigChecksumParams } from './stamp-config-checksum.js';
 
 const NS = 'team-a';
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
 const A = DEFAULT_CHECKSUM_ANNOTATION;
-const DEFAULTS: StampConfigChecksumParams = { annotation: A, timeoutMs: 2000, readTimeoutMs: 1500, includeImagePullSecrets: false };
+const DEFAULTS: StampConfigChecksumParams = { annotation: A, includeImagePullSecrets: false };
 
 let api: KubeApiServer;
 let kube: ClientNodeReader;
@@ -499,9 +499,20 @@ rules:
 ${params}
 `;
 
-  it('fills in defaults', () => {
+  it('fills in defaults; the read deadlines default to the admission deadline', () => {
     const parsed = parseRuleSet(ruleSet(''), 'test', createRegistry());
     expect(parsed.rules[0]!.action.params).toEqual(DEFAULTS);
+    const deadline = Date.now() + 4000;
+    const { timeoutMs, readTimeoutMs } = readDeadlines({}, deadline);
+    // The admission's signal ends the reads at the deadline; the timers are a backstop just after it.
+    expect(timeoutMs).toBeGreaterThan(4000);
+    expect(timeoutMs).toBeLessThanOrEqual(4050);
+    expect(readTimeoutMs).toBe(timeoutMs);
+    // A rule's own limits can only shorten what the admission has left, never lengthen it.
+    expect(readDeadlines({ timeoutMs: 1000, readTimeoutMs: 300 }, deadline)).toEqual({ timeoutMs: 1000, readTimeoutMs: 300 });
+    expect(readDeadlines({ timeoutMs: 9000, readTimeoutMs: 9000 }, Date.now() + 500).timeoutMs).toBeLessThanOrEqual(550);
+    // Outside an admission (audit, controller): the documented 2000/1500 ms.
+    expect(readDeadlines({}, undefined)).toEqual({ timeoutMs: 2000, readTimeoutMs: 1500 });
   });
 
   it.each(['example.com/config-hash', 'config-hash', 'a.b-c.d/x_y.z', `${'a'.repeat(253)}/n`, `p/${'n'.repeat(63)}`])('accepts the annotation key %s', (key) => {

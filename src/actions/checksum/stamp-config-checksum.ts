@@ -10,10 +10,10 @@ export const DEFAULT_CHECKSUM_ANNOTATION = 'gitops-guard.dev/config-checksum';
 export interface StampConfigChecksumParams {
   /** Pod-template annotation that carries the checksum. */
   annotation: string;
-  /** Overall deadline for reading every referenced object. */
-  timeoutMs: number;
-  /** Limit for each single read. */
-  readTimeoutMs: number;
+  /** Overall deadline for reading every referenced object; default: what is left of the admission deadline. */
+  timeoutMs?: number;
+  /** Limit for each single read once sent; default: the overall deadline. */
+  readTimeoutMs?: number;
   includeImagePullSecrets: boolean;
 }
 
@@ -28,6 +28,27 @@ const ANNOTATION_KEY = new RegExp(ANNOTATION_KEY_PATTERN);
 export function isValidAnnotationKey(key: string): boolean {
   return ANNOTATION_KEY.test(key);
 }
+
+/**
+ * Read deadlines: a slow API makes the admission slower, not unstamped. Reads may use what is
+ * left of the admission deadline (the API server's own timeout for this call, less the time to
+ * answer); a rule's `timeoutMs`/`readTimeoutMs` can only shorten that. Without limits of its
+ * own, the admission's signal ends the reads (they fail as "no answer within the admission
+ * deadline") and the timers here sit a little later as a backstop. Outside an admission (audit)
+ * the documented defaults apply.
+ */
+export function readDeadlines(params: Pick<StampConfigChecksumParams, 'timeoutMs' | 'readTimeoutMs'>, deadline: number | undefined): { timeoutMs: number; readTimeoutMs: number } {
+  if (deadline === undefined) {
+    const timeoutMs = params.timeoutMs ?? DEFAULT_CHECKSUM_OPTIONS.timeoutMs;
+    return { timeoutMs, readTimeoutMs: Math.min(params.readTimeoutMs ?? DEFAULT_CHECKSUM_OPTIONS.readTimeoutMs, timeoutMs) };
+  }
+  const backstop = Math.max(1, deadline - Date.now()) + ADMISSION_SIGNAL_FIRST_MS;
+  const timeoutMs = Math.min(params.timeoutMs ?? backstop, backstop);
+  return { timeoutMs, readTimeoutMs: Math.min(params.readTimeoutMs ?? timeoutMs, timeoutMs) };
+}
+
+/** How much later than the admission deadline the read timers fire when the rule sets none. */
+const ADMISSION_SIGNAL_FIRST_MS = 50;
 
 /** The template's annotation map, created in `template` when absent; throws if the fields are not maps. */
 function annotationMap(template: PlainObject, create: boolean): Record<string, unknown> | undefined {
@@ -69,15 +90,13 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
         type: 'integer',
         minimum: 50,
         maximum: 25000,
-        default: DEFAULT_CHECKSUM_OPTIONS.timeoutMs,
-        description: "Deadline for all reads together; keep it well inside the webhook's timeoutSeconds.",
+        description: "Deadline for all reads together; unset, the reads may use the admission's whole deadline (the API server's timeout less the time to answer).",
       },
       readTimeoutMs: {
         type: 'integer',
         minimum: 50,
         maximum: 25000,
-        default: DEFAULT_CHECKSUM_OPTIONS.readTimeoutMs,
-        description: 'Limit for a single ConfigMap or Secret read.',
+        description: 'Limit for a single ConfigMap or Secret read once it is sent; unset, only the overall deadline applies.',
       },
       includeImagePullSecrets: {
         type: 'boolean',
@@ -86,7 +105,7 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
       },
     },
   },
-  async run(params, { request, object, kube, settings, logger, signal }): Promise<ActionOutcome> {
+  async run(params, { request, object, kube, settings, logger, signal, deadline }): Promise<ActionOutcome> {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
     if (!isValidAnnotationKey(params.annotation)) throw new Error(`invalid checksum annotation key ${JSON.stringify(params.annotation)}`);
     const namespace = request.namespace;
@@ -101,8 +120,7 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
     }
 
     const result = await computePodSpecChecksum(location.podSpec, namespace, kube, settings.checksumKey, {
-      timeoutMs: params.timeoutMs,
-      readTimeoutMs: params.readTimeoutMs,
+      ...readDeadlines(params, deadline),
       includeImagePullSecrets: params.includeImagePullSecrets,
       signal,
     });

@@ -1,0 +1,130 @@
+import type { IncomingMessage } from 'node:http';
+import { JsonCostScanner } from './json-cost.js';
+import type { Reservation } from './memory-budget.js';
+
+/**
+ * The API server refuses request bodies over 3 MiB (--max-request-body-bytes) and etcd stores
+ * objects up to 1.5 MiB; an UPDATE review carries `object` and `oldObject`, JSON-escaped inside
+ * the review. 8 MiB fits two maximal objects with room to spare while bounding memory per request.
+ */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Bodies up to this size are not scanned: they reserve the worst case, which is small at this
+ * size, and ordinary reviews (a few KiB) skip the scan's CPU.
+ */
+export const SCAN_THRESHOLD_BYTES = 64 * 1024;
+/** Parsed heap per body byte in the worst case the scanner's weights allow (8 MiB of `[{},…]`: 25×). */
+const WORST_PARSED_PER_BYTE = 26;
+/** Parsed heap per body byte reserved for a large body before its scan says more (real CRDs: 3-8×). */
+const INITIAL_PARSED_PER_BYTE = 8;
+
+/**
+ * What a body costs in memory while its review is handled: the received bytes, their text (up to
+ * two bytes per character) and the parsed value. Kept until the answer is written, because
+ * garbage is only given back when the collector runs.
+ */
+export function bodyCost(bytes: number, parsedBytes: number): number {
+  return bytes + 2 * bytes + parsedBytes;
+}
+
+/** The reservation made before a body is read, from its Content-Length. */
+export function initialCost(bytes: number): number {
+  return bodyCost(bytes, bytes * (bytes <= SCAN_THRESHOLD_BYTES ? WORST_PARSED_PER_BYTE : INITIAL_PARSED_PER_BYTE));
+}
+
+export class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+  constructor() {
+    super(`request body exceeds ${MAX_BODY_BYTES} bytes`);
+  }
+}
+
+/** The caller closed the connection before the body was complete. */
+export class ClientAbortError extends Error {
+  override readonly name = 'ClientAbortError';
+  constructor(message = 'the client closed the connection before the request was complete') {
+    super(message);
+  }
+}
+
+export interface ReceivedBody {
+  body: Buffer;
+  /** The body's exact cost once scanned; the initial estimate for small bodies. */
+  cost: number;
+}
+
+/**
+ * Reads a body into one buffer (allocated once from Content-Length, or grown chunk by chunk
+ * when the length is not known), scanning its structure as it streams in. Without a
+ * Content-Length the reservation grows with every chunk, pausing the socket while the budget is
+ * used up. Rejects with `signal`'s reason when it aborts, with ClientAbortError when the client
+ * goes away, with BodyTooLargeError past MAX_BODY_BYTES.
+ */
+export function receiveBody(req: IncomingMessage, length: number | undefined, reservation: Reservation, signal: AbortSignal): Promise<ReceivedBody> {
+  const scanner = length === undefined || length > SCAN_THRESHOLD_BYTES ? new JsonCostScanner() : undefined;
+  return new Promise<ReceivedBody>((resolve, reject) => {
+    let fixed: Buffer | undefined;
+    let offset = 0;
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (error: unknown, value?: ReceivedBody): void => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onClientGone);
+      req.off('error', onClientGone);
+      signal.removeEventListener('abort', onAbort);
+      if (error) {
+        reject(error);
+      } else {
+        resolve(value!);
+      }
+    };
+    const onData = (chunk: Buffer): void => {
+      if (length !== undefined) {
+        if (offset + chunk.length > length) return finish(new ClientAbortError('request body longer than its Content-Length'));
+        if (offset === 0 && chunk.length === length) {
+          fixed = chunk; // the whole body in one chunk: no copy
+        } else {
+          fixed ??= Buffer.allocUnsafe(length);
+          chunk.copy(fixed, offset);
+        }
+        offset += chunk.length;
+        scanner?.feed(chunk);
+        return;
+      }
+      offset += chunk.length;
+      if (offset > MAX_BODY_BYTES) {
+        req.resume(); // discard the rest; the answer is already decided
+        return finish(new BodyTooLargeError());
+      }
+      scanner!.feed(chunk);
+      chunks.push(chunk);
+      const needed = initialCost(offset);
+      if (needed > reservation.bytes) {
+        req.pause();
+        reservation.resize(needed, signal).then(
+          () => {
+            if (!settled) req.resume();
+          },
+          (error: unknown) => finish(error),
+        );
+      }
+    };
+    const onEnd = (): void => {
+      const body = length !== undefined ? (fixed ?? Buffer.alloc(0)) : Buffer.concat(chunks, offset);
+      if (length !== undefined && offset !== length) return finish(new ClientAbortError());
+      finish(undefined, { body, cost: scanner ? bodyCost(body.length, scanner.parsedBytes) : reservation.bytes });
+    };
+    const onClientGone = (): void => finish(new ClientAbortError());
+    const onAbort = (): void => finish(signal.reason);
+    if (signal.aborted) return finish(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('aborted', onClientGone);
+    req.once('error', onClientGone);
+  });
+}
