@@ -43,6 +43,9 @@ export interface LoadResult {
     /** Connection errors (refused, reset, TLS). */
     connection: number;
     timeouts: number;
+    /** 503: refused because the admission deadline passed while the call waited for memory (overload, reported). */
+    rejected: number;
+    /** Other non-2xx answers. */
     non2xx: number;
     /** 2xx answers that were not the expected AdmissionReview. */
     wrongAnswer: number;
@@ -139,7 +142,8 @@ async function main(): Promise<void> {
   const { result, latencies, answers, elapsedSeconds } = await run(job, build(check), true, progress);
 
   const connection = result.errors - result.timeouts;
-  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]));
+  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count])) as Record<string, number>;
+  const rejected = statusCodes['503'] ?? 0;
   const out: LoadResult = {
     connections: job.connections,
     durationSeconds: Math.round(elapsedSeconds * 1000) / 1000,
@@ -149,7 +153,8 @@ async function main(): Promise<void> {
     errors: {
       connection: Math.max(0, connection),
       timeouts: result.timeouts,
-      non2xx: result.non2xx,
+      rejected,
+      non2xx: result.non2xx - rejected,
       wrongAnswer: check.wrong,
       total: Math.max(0, connection) + result.timeouts + result.non2xx + check.wrong,
     },

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LoadResult } from './load-worker.js';
 import type { LatencySummary } from './stats.js';
+import type { ContainerProfile, WebhookProfile } from './deployment.js';
 import type { ScenarioId } from './scenarios.js';
 
 /** The results file (bench/results.json): everything measured, plus how and where. */
@@ -51,6 +52,8 @@ export interface ScenarioResult {
   startupRssBytes: number;
   /** Peak RSS (VmHWM) of the gitops-guard process over all of this scenario's points. */
   peakRssBytes: number;
+  /** What the server logged at start-up: its V8 heap limit (from NODE_OPTIONS) and memory budget. */
+  server?: { heapLimitMiB?: number; memoryBudgetMiB?: number };
   baselinePeakRssBytes?: number;
   points: PointResult[];
 }
@@ -97,7 +100,9 @@ export interface BenchResults {
   /** HEAD when the run started; srcDirty: src/ or rules/ had uncommitted changes. */
   git?: { commit: string; srcDirty: boolean };
   machine: Machine;
-  options: { durationSeconds: number; warmupSeconds: number; concurrency: number[]; logLevel: string; scenarios: ScenarioId[] };
+  options: { durationSeconds: number; warmupSeconds: number; concurrency?: number[]; logLevel: string; scenarios: (ScenarioId | 'controller')[] };
+  /** How the manifests run the processes measured (rendered overlays). */
+  deployment: { webhook: WebhookProfile; controller?: ContainerProfile };
   rules: { source: string; addedChecksumRule: boolean };
   notes: string[];
   scenarios: ScenarioResult[];
@@ -236,6 +241,17 @@ export function evaluateTargets(results: BenchResults): TargetCheck[] {
     const peak = Math.max(...results.scenarios.map((s) => s.peakRssBytes));
     const worst = results.scenarios.find((s) => s.peakRssBytes === peak)!;
     targets.push(check('peak RSS <= 120 MB (every scenario)', `${mib(peak)} MiB (${(peak / 1e6).toFixed(1)} MB) in ${worst.id}`, peak <= 120e6));
+    const limit = results.deployment.webhook.memoryLimitBytes;
+    targets.push(
+      check(
+        `webhook: memory limit >= 1.25 x peak RSS (limit ${mib(limit)} MiB from ${results.deployment.webhook.overlay})`,
+        `peak ${mib(peak)} MiB in ${worst.id} = ${((peak / limit) * 100).toFixed(0)}% of the limit; ` + results.scenarios.map((s) => `${s.id} ${mib(s.peakRssBytes)}`).join(', '),
+        limit >= 1.25 * peak,
+      ),
+    );
+    const idle = Math.max(...results.scenarios.map((s) => s.startupRssBytes));
+    const request = results.deployment.webhook.memoryRequestBytes;
+    targets.push(check(`webhook: memory request >= idle RSS (request ${mib(request)} MiB)`, `idle (after start-up) ${mib(idle)} MiB`, request >= idle));
   }
   if (results.soak) {
     targets.push(

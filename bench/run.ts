@@ -24,6 +24,7 @@ import {
   type ScenarioResult,
   type SoakResult,
 } from './report.js';
+import { controllerProfile, deployedArgs, webhookProfile, type WebhookProfile } from './deployment.js';
 import { benchRules, buildScenarios, SCENARIO_IDS, type BenchRequest, type Scenario, type ScenarioId } from './scenarios.js';
 import { summarize, type LatencySummary } from './stats.js';
 
@@ -35,8 +36,9 @@ import { summarize, type LatencySummary } from './stats.js';
 
 const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
 
-  --scenarios LIST      owner,checksum,fastpath,large (default: all)
-  --concurrency LIST    connections per point (default: 50,200,500)
+  --scenarios LIST      owner,checksum,fastpath,large,xlarge,controller (default: all)
+  --concurrency LIST    connections per point (default: each scenario's own: 50,200,500; large 50,200; xlarge 20)
+  --controller-workloads N   workloads (each with a ConfigMap and a Secret) for the controller scenario (default: 10000)
   --duration-s N        seconds measured per point (default: 5)
   --warmup-s N          warm-up seconds before each point (default: 1)
   --no-baseline         skip the bare node:https baseline
@@ -54,7 +56,10 @@ const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
 
 interface Options {
   scenarios: ScenarioId[];
-  concurrency: number[];
+  /** Set by --concurrency; otherwise each scenario's own points. */
+  concurrency?: number[];
+  controller: boolean;
+  controllerWorkloads: number;
   durationSeconds: number;
   warmupSeconds: number;
   baseline: boolean;
@@ -78,6 +83,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     options: {
       scenarios: { type: 'string' },
       concurrency: { type: 'string' },
+      'controller-workloads': { type: 'string' },
       'duration-s': { type: 'string' },
       'warmup-s': { type: 'string' },
       'no-baseline': { type: 'boolean' },
@@ -103,14 +109,17 @@ function parseOptions(argv: string[]): Options | 'help' {
     if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number >= ${min}`);
     return value;
   };
-  const scenarios = (values.scenarios ?? SCENARIO_IDS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const all = [...SCENARIO_IDS, 'controller'];
+  const scenarios = (values.scenarios ?? all.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of scenarios) {
-    if (!SCENARIO_IDS.includes(id as ScenarioId)) throw new Error(`unknown scenario "${id}" (expected ${SCENARIO_IDS.join(', ')})`);
+    if (!all.includes(id)) throw new Error(`unknown scenario "${id}" (expected ${all.join(', ')})`);
   }
-  const concurrency = (values.concurrency ?? (smoke ? '5' : '50,200,500')).split(',').map((c) => number(c.trim(), 'concurrency', 0, 1));
+  const concurrency = (values.concurrency ?? (smoke ? '5' : undefined))?.split(',').map((c) => Math.floor(number(c.trim(), 'concurrency', 0, 1)));
   return {
-    scenarios: scenarios as ScenarioId[],
-    concurrency: concurrency.map(Math.floor),
+    scenarios: scenarios.filter((id): id is ScenarioId => id !== 'controller'),
+    ...(concurrency ? { concurrency } : {}),
+    controller: scenarios.includes('controller') && !soak,
+    controllerWorkloads: Math.floor(number(values['controller-workloads'], 'controller-workloads', smoke ? 200 : 10_000, 1)),
     durationSeconds: number(values['duration-s'], 'duration-s', smoke ? 0.3 : 5, 0.1),
     warmupSeconds: number(values['warmup-s'], 'warmup-s', smoke ? 0 : 1, 0),
     baseline: values['no-baseline'] !== true,
@@ -138,6 +147,8 @@ interface RunFiles {
   rulesFile: string;
   addedChecksumRule: boolean;
   bodyFiles: Map<BenchRequest, string>;
+  /** How the enforce overlay runs the webhook: flags, NODE_OPTIONS, memory limit, webhook timeouts. */
+  profile: WebhookProfile;
 }
 
 /**
@@ -161,7 +172,7 @@ function gitState(): { commit: string; srcDirty: boolean } | undefined {
   return { commit: head.stdout.trim(), srcDirty: status.stdout.trim().length > 0 };
 }
 
-function prepareRunDir(scenarios: Scenario[]): RunFiles {
+function prepareRunDir(scenarios: Scenario[], profile: WebhookProfile): RunFiles {
   const dir = join(REPO_ROOT, '.tmp', `bench-run-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -187,7 +198,7 @@ function prepareRunDir(scenarios: Scenario[]): RunFiles {
       bodyFiles.set(r, file);
     });
   }
-  return { dir, ...files, addedChecksumRule: rules.addedChecksumRule, bodyFiles };
+  return { dir, ...files, addedChecksumRule: rules.addedChecksumRule, bodyFiles, profile };
 }
 
 // ---- processes ----
@@ -243,7 +254,12 @@ async function startApiServer(cores: Cores): Promise<ApiProcess> {
 interface ServerProcess {
   child: Child;
   port: number;
+  /** What the server logged about itself when it started (heap limit, memory budget). */
+  started?: { heapLimitMiB?: number; memoryBudgetMiB?: number };
 }
+
+/** Flags of the Deployment the bench sets itself (ports, files, log level); every other flag runs as deployed. */
+const BENCH_FLAGS = ['port', 'host', 'tls-cert', 'tls-key', 'rules', 'checksum-key', 'log-level', 'kubeconfig'];
 
 let serverCounter = 0;
 
@@ -264,19 +280,26 @@ async function startGitopsGuard(files: RunFiles, options: Options, cores: Cores,
     '--checksum-key', files.checksumKeyFile,
     '--log-level', options.logLevel,
     ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []),
+    ...deployedArgs(files.profile.args, BENCH_FLAGS),
   ];
-  const env = { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODE_ENV: 'production' };
+  // The container's NODE_OPTIONS (heap size), exactly as the Deployment sets it.
+  const env = { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODE_ENV: 'production', NODE_OPTIONS: files.profile.nodeOptions };
   const child = startNode(args, cores.server, { stdio: ['ignore', fd, fd], env, cwd: files.dir });
   closeLog(fd);
-  const port = await waitForFileLine(log, child, (line) => {
+  const entry = await waitForFileLine(log, child, (line) => {
     try {
-      const entry = JSON.parse(line) as { msg?: string; port?: number };
-      return entry.msg === 'gitops-guard serving' ? entry.port : undefined;
+      const parsed = JSON.parse(line) as { msg?: string; port?: number; heapLimitMiB?: number; memoryBudgetMiB?: number };
+      return parsed.msg === 'gitops-guard serving' ? parsed : undefined;
     } catch {
       return undefined;
     }
   });
-  return { child, port };
+  return { child, port: entry.port!, started: { heapLimitMiB: entry.heapLimitMiB, memoryBudgetMiB: entry.memoryBudgetMiB } };
+}
+
+/** The URL path the API server calls: the webhook's path with its timeoutSeconds as `?timeout=`. */
+function urlPath(r: BenchRequest, profile: WebhookProfile): string {
+  return `${r.path}?timeout=${profile.timeoutSeconds[r.webhook]}s`;
 }
 
 async function startBaseline(files: RunFiles, cores: Cores): Promise<ServerProcess> {
@@ -294,11 +317,11 @@ async function startBaseline(files: RunFiles, cores: Cores): Promise<ServerProce
 }
 
 /** One request per body before measuring, so a wrong answer stops the run with a clear message. */
-async function preflight(port: number, caFile: string, scenario: Scenario): Promise<void> {
+async function preflight(port: number, caFile: string, scenario: Scenario, profile: WebhookProfile): Promise<void> {
   const ca = readFileSync(caFile);
   for (const r of scenario.requests) {
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: r.path, method: 'POST', ca, servername: 'localhost', headers: { 'content-type': 'application/json' } }, (res) => {
+      const req = request({ host: '127.0.0.1', port, path: urlPath(r, profile), method: 'POST', ca, servername: 'localhost', headers: { 'content-type': 'application/json' } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -319,7 +342,7 @@ function loadJob(scenario: Scenario, files: RunFiles, port: number, connections:
   return {
     url: `https://127.0.0.1:${port}`,
     caFile: files.caFile,
-    requests: scenario.requests.map((r) => ({ path: r.path, bodyFile: files.bodyFiles.get(r)!, expectPatch: r.expect.patch })),
+    requests: scenario.requests.map((r) => ({ path: urlPath(r, files.profile), bodyFile: files.bodyFiles.get(r)!, expectPatch: r.expect.patch })),
     connections,
     warmupSeconds: options.warmupSeconds,
     durationSeconds: options.durationSeconds,
@@ -372,8 +395,8 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
   let startupRssBytes = 0;
   try {
     startupRssBytes = readMemory(server.child.pid)?.rss ?? 0;
-    await preflight(server.port, files.caFile, scenario);
-    for (const connections of options.concurrency) {
+    await preflight(server.port, files.caFile, scenario, files.profile);
+    for (const connections of options.concurrency ?? scenario.defaultConcurrency) {
       // The API's statistics window starts with the measured phase (warm-up reads are left out).
       let windowStart: Promise<unknown> | undefined;
       const job = loadJob(scenario, files, server.port, connections, options, 'admission');
@@ -422,6 +445,7 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
     requests: scenario.requests.map((r) => ({ path: r.path, bytes: Buffer.byteLength(r.body), expectPatch: r.expect.patch })),
     startupRssBytes,
     peakRssBytes,
+    ...(server.started ? { server: server.started } : {}),
     ...(baselinePeakRssBytes ? { baselinePeakRssBytes } : {}),
     points,
   };
@@ -430,10 +454,10 @@ async function runScenario(scenario: Scenario, files: RunFiles, options: Options
 async function runSoak(scenarios: Scenario[], files: RunFiles, options: Options, cores: Cores, api: ApiProcess | undefined): Promise<SoakResult> {
   const server = await startGitopsGuard(files, options, cores, api?.kubeconfig);
   try {
-    for (const scenario of scenarios) await preflight(server.port, files.caFile, scenario);
+    for (const scenario of scenarios) await preflight(server.port, files.caFile, scenario, files.profile);
     const idle = readMemory(server.child.pid)?.rss ?? 0;
-    const mixed: Scenario = { id: 'owner', title: 'soak', requests: scenarios.flatMap((s) => s.requests), apiReadsPerCycle: 0 };
-    const concurrency = options.concurrency[0] ?? 50;
+    const concurrency = options.concurrency?.[0] ?? 50;
+    const mixed: Scenario = { id: 'owner', title: 'soak', requests: scenarios.flatMap((s) => s.requests), apiReadsPerCycle: 0, defaultConcurrency: [concurrency] };
     const job: LoadJob = {
       ...loadJob(mixed, files, server.port, concurrency, options, 'admission'),
       amount: options.soakRequests,
@@ -556,7 +580,10 @@ async function main(): Promise<number> {
   const cores: Cores = options.pin && canPin() ? { server: 1, load: 0 } : {};
   const all = buildScenarios();
   const selected = options.soak ? all.filter((s) => s.id === 'owner' || s.id === 'checksum') : all.filter((s) => options.scenarios.includes(s.id));
-  const files = prepareRunDir(selected);
+  // Run as deployed: flags, NODE_OPTIONS and memory limits from the rendered overlays.
+  const profile = webhookProfile();
+  const controller = options.controller ? controllerProfile() : undefined;
+  const files = prepareRunDir(selected, profile);
   const git = gitState();
   options.cli ??= snapshotBuild(files.dir);
   const notes: string[] = [];
@@ -569,9 +596,13 @@ async function main(): Promise<number> {
   if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing');
   const [load1] = loadavg();
   if (!options.smoke && load1! > 0.5) notes.push(`the machine was busy when the run started (load average ${load1!.toFixed(2)}): other work competes for both cores`);
+  notes.push(
+    `server run as ${profile.overlay} deploys it: NODE_OPTIONS "${profile.nodeOptions}", memory limit ${mib(profile.memoryLimitBytes)} MiB, ` +
+      `?timeout= ${profile.timeoutSeconds.owners}s (owners) / ${profile.timeoutSeconds.workloads}s (workloads)`,
+  );
   const plan = options.soak
-    ? `${options.soakRequests} soak requests at concurrency ${options.concurrency[0] ?? 50}`
-    : `concurrency ${options.concurrency.join(',')}, ${options.durationSeconds}s per point`;
+    ? `${options.soakRequests} soak requests at concurrency ${options.concurrency?.[0] ?? 50}`
+    : `concurrency ${options.concurrency?.join(',') ?? 'per scenario'}, ${options.durationSeconds}s per point`;
   log(`bench: ${selected.length} scenario(s), ${plan}; ${notes.find((n) => n.includes('pinned')) ?? ''}`);
 
   const needsApi = selected.some((s) => s.apiReadsPerCycle > 0);
@@ -586,7 +617,14 @@ async function main(): Promise<number> {
     cli: requestedCli === CLI_PATH && !process.argv.includes('--cli') ? `${relative(REPO_ROOT, CLI_PATH)} (snapshot taken at start)` : relative(REPO_ROOT, requestedCli),
     ...(git ? { git } : {}),
     machine: machine(cores),
-    options: { durationSeconds: options.durationSeconds, warmupSeconds: options.warmupSeconds, concurrency: options.concurrency, logLevel: options.logLevel, scenarios: selected.map((s) => s.id) },
+    options: {
+      durationSeconds: options.durationSeconds,
+      warmupSeconds: options.warmupSeconds,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      logLevel: options.logLevel,
+      scenarios: [...selected.map((s) => s.id), ...(options.controller ? ['controller' as const] : [])],
+    },
+    deployment: { webhook: profile, ...(controller ? { controller } : {}) },
     rules: { source: relative(REPO_ROOT, DEFAULT_RULES_PATH), addedChecksumRule: files.addedChecksumRule },
     notes,
     scenarios: [],
@@ -621,8 +659,8 @@ async function main(): Promise<number> {
   const points = results.scenarios.flatMap((s) => s.points.flatMap((p) => [p.server, ...(p.baseline ? [p.baseline] : [])]));
   const loads = [...points, ...(results.soak ? [results.soak.load] : [])];
   const wrong = loads.reduce((n, l) => n + l.errors.wrongAnswer + l.errors.non2xx, 0);
-  const failed = loads.reduce((n, l) => n + l.errors.timeouts + l.errors.connection, 0);
-  if (failed > 0) process.stderr.write(`bench: ${failed} request(s) timed out or lost their connection; see ${options.out}\n`);
+  const failed = loads.reduce((n, l) => n + l.errors.timeouts + l.errors.connection + l.errors.rejected, 0);
+  if (failed > 0) process.stderr.write(`bench: ${failed} request(s) timed out, lost their connection or were refused past their deadline (503); see ${options.out}\n`);
   if (wrong > 0) {
     process.stderr.write(`bench: ${wrong} answer(s) were errors or not the expected AdmissionReview; see ${options.out}\n`);
     return 1;

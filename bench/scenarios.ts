@@ -13,8 +13,11 @@ import { CORPUS_DIR } from './paths.js';
  * metadata and managedFields, `oldObject` on UPDATE), plus what each answer must look like.
  */
 
-export type ScenarioId = 'owner' | 'checksum' | 'fastpath' | 'large';
-export const SCENARIO_IDS: readonly ScenarioId[] = ['owner', 'checksum', 'fastpath', 'large'];
+export type ScenarioId = 'owner' | 'checksum' | 'fastpath' | 'large' | 'xlarge';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['owner', 'checksum', 'fastpath', 'large', 'xlarge'];
+
+/** Which shipped webhook sends a scenario's requests: its timeoutSeconds becomes the `?timeout=` of the URL. */
+export type WebhookName = 'owners' | 'workloads';
 
 /** What a correct answer to one request looks like; anything else counts as an error. */
 export interface Expectation {
@@ -24,6 +27,8 @@ export interface Expectation {
 
 export interface BenchRequest {
   path: '/mutate' | '/validate';
+  /** The webhook configuration that sends this request in a cluster (its timeoutSeconds is the URL's `?timeout=`). */
+  webhook: WebhookName;
   /** The exact request body (compact JSON). */
   body: string;
   expect: Expectation;
@@ -36,6 +41,8 @@ export interface Scenario {
   requests: BenchRequest[];
   /** ConfigMap/Secret GETs the webhook makes per cycle of `requests`. */
   apiReadsPerCycle: number;
+  /** Concurrency points run when `--concurrency` is not given. */
+  defaultConcurrency: number[];
 }
 
 // ---- corpus access (same parsing as test/support/corpus.ts, rooted at the checkout) ----
@@ -86,7 +93,7 @@ function fieldsV1(value: Json): Record<string, Json> {
 const SERVER_METADATA = new Set(['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'managedFields']);
 
 /** The object as stored: uid, resourceVersion, creationTimestamp and one managedFields entry. */
-function asStored(object: KubeObject, manager: string, resourceVersion: number): KubeObject {
+export function asStored(object: KubeObject, manager: string, resourceVersion: number): KubeObject {
   const stored = structuredClone(object) as KubeObject & Record<string, Json>;
   const metadata = (stored.metadata ?? {}) as Record<string, Json>;
   const applied: Record<string, Json> = {};
@@ -143,7 +150,7 @@ const ARGO_MANAGER = 'argocd-controller';
  * (Argo CD's field set does not include it), so tagOwner re-adds it from the live object, and
  * the validating call sees the mutated object with the same owner. Returns [mutate, validate].
  */
-function ownedUpdate(desired: KubeObject, app: string, seed: string): BenchRequest[] {
+export function ownedUpdate(desired: KubeObject, app: string, seed: string): BenchRequest[] {
   const group = desired.apiVersion?.includes('/') ? desired.apiVersion.split('/')[0] : '';
   const tracking = `${app}:${group}/${desired.kind}:${app}/${desired.metadata?.name}`;
   const applied = withAnnotations(desired, { [TRACKING]: tracking });
@@ -157,8 +164,8 @@ function ownedUpdate(desired: KubeObject, app: string, seed: string): BenchReque
   delete object.metadata!.labels!['app.kubernetes.io/instance'];
   const mutated = withAnnotations(object, { [OWNER]: `argocd:${app}` }, { 'app.kubernetes.io/instance': app });
   return [
-    { path: '/mutate', body: body(object, { operation: 'UPDATE', oldObject: live, seed: `${seed}/mutate` }), expect: { patch: true } },
-    { path: '/validate', body: body(mutated, { operation: 'UPDATE', oldObject: live, seed: `${seed}/validate` }), expect: { patch: false } },
+    { path: '/mutate', webhook: 'owners', body: body(object, { operation: 'UPDATE', oldObject: live, seed: `${seed}/mutate` }), expect: { patch: true } },
+    { path: '/validate', webhook: 'owners', body: body(mutated, { operation: 'UPDATE', oldObject: live, seed: `${seed}/validate` }), expect: { patch: false } },
   ];
 }
 
@@ -234,6 +241,20 @@ function checksumDeployment(): KubeObject {
 
 // ---- the scenarios ----
 
+/**
+ * The applicationsets CRD as a CRD that has accumulated served versions: its schema repeated for
+ * `v1alpha1` (stored), `v1beta1` and `v1` (as multi-version CRDs carry one schema per version).
+ * With the managedFields of the Argo CD apply that makes a 1.5 MiB object, etcd's object limit,
+ * so its UPDATE review (object and oldObject) is the largest the API server sends: ~3 MiB.
+ */
+function multiVersionCrd(crd: KubeObject): KubeObject {
+  const copy = structuredClone(crd) as KubeObject & Record<string, Json>;
+  const spec = copy['spec'] as Record<string, Json>;
+  const [first] = spec['versions'] as Record<string, Json>[];
+  spec['versions'] = ['v1alpha1', 'v1beta1', 'v1'].map((name) => ({ ...structuredClone(first!), name, storage: name === 'v1alpha1', served: true }));
+  return copy;
+}
+
 export function buildScenarios(): Scenario[] {
   const crb = corpusObject('argocd-install.yaml', 'ClusterRoleBinding', 'argocd-application-controller');
   const deployment = asStored(checksumDeployment(), ARGO_MANAGER, 51_007);
@@ -245,6 +266,7 @@ export function buildScenarios(): Scenario[] {
       title: 'ClusterRoleBinding UPDATE: tagOwner (mutate) + denyDuplicateOwner (validate)',
       requests: ownedUpdate(crb, 'argocd', 'owner'),
       apiReadsPerCycle: 0,
+      defaultConcurrency: [50, 200, 500],
     },
     {
       id: 'checksum',
@@ -252,11 +274,13 @@ export function buildScenarios(): Scenario[] {
       requests: [
         {
           path: '/mutate',
+          webhook: 'workloads',
           body: body(deployment, { operation: 'CREATE', namespace: CHECKSUM_NAMESPACE, seed: 'checksum' }),
           expect: { patch: true },
         },
       ],
       apiReadsPerCycle: 3,
+      defaultConcurrency: [50, 200, 500],
     },
     {
       id: 'fastpath',
@@ -264,17 +288,29 @@ export function buildScenarios(): Scenario[] {
       requests: [
         {
           path: '/mutate',
+          // No shipped webhook sends Services: the call stands for any request no rule selects.
+          webhook: 'owners',
           body: body(asStored(service, ARGO_MANAGER, 51_100), { operation: 'CREATE', seed: 'fastpath' }),
           expect: { patch: false },
         },
       ],
       apiReadsPerCycle: 0,
+      defaultConcurrency: [50, 200, 500],
     },
     {
       id: 'large',
       title: 'CustomResourceDefinition UPDATE (applicationsets.argoproj.io, managedFields, status): mutate + validate',
       requests: ownedUpdate(crd, 'argocd', 'large'),
       apiReadsPerCycle: 0,
+      // An Argo CD sync of many big CRDs at once; more connections only queue longer.
+      defaultConcurrency: [50, 200],
+    },
+    {
+      id: 'xlarge',
+      title: 'CustomResourceDefinition UPDATE of a 1.5 MiB object (applicationsets.argoproj.io served in 3 versions): mutate + validate',
+      requests: ownedUpdate(multiVersionCrd(crd), 'argocd', 'xlarge'),
+      apiReadsPerCycle: 0,
+      defaultConcurrency: [20],
     },
   ];
 }

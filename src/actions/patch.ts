@@ -17,23 +17,31 @@ const escapePointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~
 /**
  * patchFrom for the map at `path` only: clones and diffs just that subtree, so editing the
  * metadata of a 1 MB object costs what the metadata costs. The subtree must exist and be a map.
+ * With `only`, the edit sees (and may change) just those keys of the subtree: editing the labels
+ * and annotations of a CRD then skips its managedFields, most of a big object's metadata.
  */
 export function patchAt(
   object: KubeObject,
   path: readonly string[],
   edit: (draft: Record<string, unknown>) => void,
+  only?: readonly string[],
 ): PatchOperation[] {
   let subtree: unknown = object;
   for (const key of path) {
     subtree = isPlainObject(subtree) && Object.prototype.hasOwnProperty.call(subtree, key) ? subtree[key] : undefined;
   }
   if (!isPlainObject(subtree)) throw new TypeError(`${path.join('.') || 'object'} is not an object`);
-  const draft = structuredClone(subtree);
+  const map = subtree;
+  const source = only ? Object.fromEntries(only.filter((key) => Object.prototype.hasOwnProperty.call(map, key)).map((key) => [key, map[key]])) : map;
+  const draft = structuredClone(source);
   edit(draft);
   const prefix = path.map((key) => `/${escapePointer(key)}`).join('');
-  return fastJsonPatch.compare(subtree, draft).map((op) => ({ ...op, path: `${prefix}${op.path}` }));
+  const ops = fastJsonPatch.compare(source, draft).map((op) => ({ ...op, path: `${prefix}${op.path}` }));
+  if (only && ops.some((op) => !only.some((key) => op.path === `${prefix}/${escapePointer(key)}` || op.path.startsWith(`${prefix}/${escapePointer(key)}/`)))) {
+    throw new Error(`internal: an edit of ${only.join(', ')} changed another field`);
+  }
+  return ops;
 }
-
 
 /** Applies `ops` to a clone of `object`; never touches the input. */
 export function applyPatch(object: KubeObject, ops: readonly PatchOperation[]): KubeObject {

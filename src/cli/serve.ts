@@ -3,12 +3,14 @@ import { dirname } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { generateChecksumKey, loadChecksumKey } from '../actions/checksum/key.js';
 import { generateCertificates, writeCertificates } from '../certs/generate.js';
-import { ClientNodeReader } from '../kube/client-node-reader.js';
+import { getHeapStatistics } from 'node:v8';
+import { ClientNodeReader, DEFAULT_READ_CONNECTIONS } from '../kube/client-node-reader.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { UnavailableKubeReader, type KubeReader } from '../kube/reader.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
-import { startServer, type RunningServer } from '../server/server.js';
+import { DEFAULT_MAX_TIMEOUT_MS } from '../server/admission-endpoint.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, startServer, type RunningServer } from '../server/server.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 
 const flags: FlagSpecs = {
@@ -22,8 +24,13 @@ const flags: FlagSpecs = {
   'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
   'reload-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RELOAD_INTERVAL_MS', default: '2000', description: 'How often certificate and rules files are checked for changes' },
-  'shutdown-delay-ms': { type: 'string', env: 'GITOPS_GUARD_SHUTDOWN_DELAY_MS', default: '0', description: 'On SIGTERM, keep serving this long after readiness turns false' },
-  'drain-timeout-ms': { type: 'string', env: 'GITOPS_GUARD_DRAIN_TIMEOUT_MS', default: '10000', description: 'On SIGTERM, longest wait for in-flight requests' },
+  'shutdown-delay-ms': { type: 'string', env: 'GITOPS_GUARD_SHUTDOWN_DELAY_MS', default: '5000', description: 'On SIGTERM, keep serving this long after readiness turns false, answering with Connection: close (time for endpoints to drop the pod)' },
+  'drain-timeout-ms': { type: 'string', env: 'GITOPS_GUARD_DRAIN_TIMEOUT_MS', default: '10000', description: 'On SIGTERM, after the delay: longest wait for in-flight requests (exit code 1 if any had to be cut)' },
+  'webhook-timeout-seconds': { type: 'string', env: 'GITOPS_GUARD_WEBHOOK_TIMEOUT_SECONDS', default: String(DEFAULT_MAX_TIMEOUT_MS / 1000), description: 'Largest timeoutSeconds of the webhook configurations: caps the API server\'s ?timeout=, and bounds the TLS handshake, headers and body' },
+  'memory-budget-mib': { type: 'string', env: 'GITOPS_GUARD_MEMORY_BUDGET_MIB', description: 'Memory for admission requests in flight (bodies and parsed reviews, estimated); beyond it requests wait unread (default: a quarter of the V8 heap limit)' },
+  'max-connections': { type: 'string', env: 'GITOPS_GUARD_MAX_CONNECTIONS', default: String(DEFAULT_MAX_CONNECTIONS), description: 'Open connections at most; further connections are closed at once' },
+  'idle-timeout-ms': { type: 'string', env: 'GITOPS_GUARD_IDLE_TIMEOUT_MS', default: String(DEFAULT_IDLE_TIMEOUT_MS), description: 'Close a kept-alive connection after this long without a request' },
+  'api-connections': { type: 'string', env: 'GITOPS_GUARD_API_CONNECTIONS', default: String(DEFAULT_READ_CONNECTIONS), description: 'Connections to the Kubernetes API for ConfigMap/Secret reads; more reads wait for one' },
   'dev-certs': { type: 'boolean', env: 'GITOPS_GUARD_DEV_CERTS', description: 'Generate development certificates and checksum key when missing' },
   help: { type: 'boolean', short: 'h', description: 'Show this help' },
 };
@@ -43,7 +50,17 @@ export interface ServeConfig {
   reloadIntervalMs: number;
   shutdownDelayMs: number;
   drainTimeoutMs: number;
+  webhookTimeoutMs: number;
+  memoryBudgetBytes: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  apiConnections: number;
   devCerts: boolean;
+}
+
+/** The default memory budget: a quarter of the heap limit (NODE_OPTIONS=--max-old-space-size sets it). */
+export function defaultMemoryBudgetBytes(heapLimitBytes = getHeapStatistics().heap_size_limit): number {
+  return Math.floor(heapLimitBytes / 4);
 }
 
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig | 'help' {
@@ -67,6 +84,13 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     reloadIntervalMs: integerFlag(values['reload-interval-ms'], 'reload-interval-ms', 50, 3_600_000),
     shutdownDelayMs: integerFlag(values['shutdown-delay-ms'], 'shutdown-delay-ms', 0, 600_000),
     drainTimeoutMs: integerFlag(values['drain-timeout-ms'], 'drain-timeout-ms', 0, 600_000),
+    // The API server allows timeoutSeconds from 1 to 30.
+    webhookTimeoutMs: integerFlag(values['webhook-timeout-seconds'], 'webhook-timeout-seconds', 1, 30) * 1000,
+    memoryBudgetBytes:
+      values['memory-budget-mib'] === undefined ? defaultMemoryBudgetBytes() : integerFlag(values['memory-budget-mib'], 'memory-budget-mib', 8, 65_536) * 1024 * 1024,
+    maxConnections: integerFlag(values['max-connections'], 'max-connections', 1, 1_000_000),
+    idleTimeoutMs: integerFlag(values['idle-timeout-ms'], 'idle-timeout-ms', 1000, 3_600_000),
+    apiConnections: integerFlag(values['api-connections'], 'api-connections', 1, 10_000),
     devCerts: values['dev-certs'] === true,
   };
 }
@@ -94,7 +118,7 @@ function kubeReaderFor(config: ServeConfig): { kube: KubeReader; description: st
   if (!kubeConfig) {
     return { kube: new UnavailableKubeReader('no Kubernetes API configured (not in a cluster, no kubeconfig)'), description: 'none' };
   }
-  return { kube: new ClientNodeReader(kubeConfig), description: kubeConfig.getCurrentCluster()?.server ?? 'configured' };
+  return { kube: new ClientNodeReader(kubeConfig, { maxConnections: config.apiConnections }), description: kubeConfig.getCurrentCluster()?.server ?? 'configured' };
 }
 
 /** Starts the server and wires SIGTERM/SIGINT to a graceful shutdown. Resolves once listening. */
@@ -123,10 +147,15 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     reloadIntervalMs: config.reloadIntervalMs,
     shutdownDelayMs: config.shutdownDelayMs,
     drainTimeoutMs: config.drainTimeoutMs,
+    maxTimeoutMs: config.webhookTimeoutMs,
+    memoryBudgetBytes: config.memoryBudgetBytes,
+    maxConnections: config.maxConnections,
+    idleTimeoutMs: config.idleTimeoutMs,
   });
   const stop = (signal: string) => {
     logger.info({ signal }, 'signal received');
-    void running.shutdown().then(() => process.exit(0));
+    // A drain that had to cut requests is a failed shutdown: say so in the exit code.
+    void running.shutdown().then(({ cut }) => process.exit(cut > 0 ? 1 : 0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { getHeapStatistics } from 'node:v8';
 import type { Logger } from 'pino';
 import type { ActionSettings } from '../actions/types.js';
 import { createRegistry, type ActionRegistry } from '../actions/registry.js';
@@ -83,6 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let draining = false;
   const isReady = () => !draining;
   const maxTimeoutMs = options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS;
+  const budget = memoryBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
   const app = createApp({
     registry,
     kube: options.kube,
@@ -92,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics,
     rules: () => rules.current,
     isReady,
-    limits: { maxTimeoutMs, budget: memoryBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES) },
+    limits: { maxTimeoutMs, budget },
   });
 
   // Responses not finished yet: once draining starts, each gets `Connection: close`, so every
@@ -168,7 +170,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, rules: rules.current.rules.map((r) => r.name), mode: options.modeOverride ?? 'per-rule' }, 'gitops-guard serving');
+  logger.info(
+    {
+      port,
+      rules: rules.current.rules.map((r) => r.name),
+      mode: options.modeOverride ?? 'per-rule',
+      maxTimeoutMs,
+      memoryBudgetMiB: Math.round(budget.capacityBytes / 1024 / 1024),
+      heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 1024 / 1024),
+      maxConnections: server.maxConnections,
+    },
+    'gitops-guard serving',
+  );
 
   let shutdownPromise: Promise<ShutdownResult> | undefined;
   const shutdown = () =>

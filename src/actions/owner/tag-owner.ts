@@ -74,9 +74,10 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
       if (dropHandover) delete metadataMap(draft, 'annotations')[HANDOVER_ANNOTATION];
       if (setLabel) metadataMap(draft, 'labels')[params.instanceLabel] = owner.instance;
     };
-    // Only metadata changes: clone and diff just that (the object may be a 1 MB CRD).
+    // Only labels and annotations change: clone and diff just those (the object may be a 1.5 MiB
+    // CRD whose metadata is mostly managedFields).
     const patch = isPlainObject(object.metadata)
-      ? patchAt(object, ['metadata'], (metadata) => edit({ metadata }))
+      ? patchAt(object, ['metadata'], (metadata) => edit({ metadata }), ['labels', 'annotations'])
       : patchFrom(object, (draft) => edit(draft));
     return { patch, warnings, auditAnnotations };
   },
