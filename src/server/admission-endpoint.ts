@@ -9,7 +9,7 @@ import { admissionTiming, type AdmissionTiming } from './deadline.js';
 import { Lane } from './lane.js';
 import { BudgetExceededError, MemoryBudget, type Reservation } from './memory-budget.js';
 import { kindLabel, type RejectReason } from './metrics.js';
-import { BodyTooLargeError, ClientAbortError, initialCost, MAX_BODY_BYTES, receiveBody } from './request-body.js';
+import { BodyTooLargeError, ClientAbortError, MAX_BODY_BYTES, receiveBody } from './request-body.js';
 
 export { MAX_BODY_BYTES } from './request-body.js';
 
@@ -24,16 +24,39 @@ export const DEFAULT_MAX_TIMEOUT_MS = 5000;
 /** Budget defaults for tests and embedders; `gitops-guard serve` sizes the budget from the heap limit. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
 
-/** A budget whose shares suit `capacityBytes`: a quarter kept for small requests, large from 2 MiB. */
-export function memoryBudget(capacityBytes: number): MemoryBudget {
-  return new MemoryBudget({ capacityBytes, smallReserveBytes: Math.floor(capacityBytes / 4), largeThresholdBytes: 2 * 1024 * 1024 });
+/** Reviews above this are parsed one at a time (through the lane) and count as large in the parse budget. */
+const LARGE_PARSE_BYTES = 2 * 1024 * 1024;
+/** Bodies above this count as large in the body budget. */
+const LARGE_BODY_BYTES = 256 * 1024;
+
+export interface AdmissionBudgets {
+  /** Bytes of bodies being received or held, reserved from Content-Length before reading. */
+  bodies: MemoryBudget;
+  /** Heap of bodies' text and parsed reviews, reserved before parsing (estimated from the body's structure). */
+  parsing: MemoryBudget;
 }
 
-export interface AdmissionLimits {
+/**
+ * Splits a memory budget in two: a third for bodies (so many can arrive while a few are parsed,
+ * keeping the CPU busy), two thirds for parsed reviews. A quarter of each is kept for small
+ * requests, so big ones never hold up ordinary admissions.
+ */
+export function admissionBudgets(totalBytes: number): AdmissionBudgets {
+  const bodies = Math.floor(totalBytes / 3);
+  const parsing = totalBytes - bodies;
+  return {
+    bodies: new MemoryBudget({ capacityBytes: bodies, smallReserveBytes: Math.floor(bodies / 4), largeThresholdBytes: LARGE_BODY_BYTES }),
+    parsing: new MemoryBudget({ capacityBytes: parsing, smallReserveBytes: Math.floor(parsing / 4), largeThresholdBytes: LARGE_PARSE_BYTES }),
+  };
+}
+
+export interface AdmissionLimits extends AdmissionBudgets {
   /** The largest `timeoutSeconds` (in ms) of the webhooks this server answers; caps `?timeout=`. */
   maxTimeoutMs: number;
-  budget: MemoryBudget;
 }
+
+/** Reserved for a body of unknown length before its first bytes arrive; it grows as they do. */
+const CHUNKED_INITIAL_BYTES = 64 * 1024;
 
 export interface AdmissionEndpointDeps extends HandlerDeps {
   logger: Logger;
@@ -103,15 +126,15 @@ function parseJson(body: Buffer): unknown {
  * parsed one at a time (Lane). See docs/operations.md, "Memory and time budgets".
  */
 export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
-  const limits: AdmissionLimits = deps.limits ?? { maxTimeoutMs: DEFAULT_MAX_TIMEOUT_MS, budget: memoryBudget(DEFAULT_MEMORY_BUDGET_BYTES) };
+  const limits: AdmissionLimits = deps.limits ?? { maxTimeoutMs: DEFAULT_MAX_TIMEOUT_MS, ...admissionBudgets(DEFAULT_MEMORY_BUDGET_BYTES) };
   const lane = new Lane();
   let inFlight = 0;
   let waiting = 0;
   deps.metrics.setAdmissionLoad({
     inFlight: () => inFlight,
     waiting: () => waiting,
-    reservedBytes: () => limits.budget.used,
-    budgetBytes: () => limits.budget.capacityBytes,
+    reservedBytes: (pool) => limits[pool].used,
+    budgetBytes: (pool) => limits[pool].capacityBytes,
     readsWaiting: () => deps.kube.readsWaiting?.() ?? 0,
   });
   const waitFor = async <T>(promise: Promise<T>): Promise<T> => {
@@ -135,24 +158,25 @@ export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
     };
     res.once('close', onClose);
     inFlight++;
-    let reservation: Reservation | undefined;
+    let bodyReservation: Reservation | undefined;
+    let parseReservation: Reservation | undefined;
     let bodyRead = false;
     try {
       const length = checkHeaders(req);
-      const size = length ?? 0;
-      reservation = await waitFor(limits.budget.reserve(initialCost(size), controller.signal));
-      const { body, cost } = await receiveBody(req, length, reservation, controller.signal);
+      bodyReservation = await waitFor(limits.bodies.reserve(length ?? CHUNKED_INITIAL_BYTES, controller.signal));
+      const { body, parseCost } = await receiveBody(req, length, bodyReservation, controller.signal);
       bodyRead = true;
-      if (cost !== reservation.bytes) await waitFor(reservation.resize(cost, controller.signal));
+      parseReservation = await waitFor(limits.parsing.reserve(parseCost, controller.signal));
       const parse = () => parseJson(body);
-      const parsed = reservation.large ? await waitFor(lane.run(controller.signal, parse)) : parse();
+      const parsed = parseReservation.large ? await waitFor(lane.run(controller.signal, parse)) : parse();
       await admit(phase, parsed, res, deps, controller.signal, deadline, timing, started);
     } catch (error) {
       answerFailure(error, phase, req, res, deps, timing, started, bodyRead);
     } finally {
       clearTimeout(timer);
       res.off('close', onClose);
-      reservation?.release();
+      bodyReservation?.release();
+      parseReservation?.release();
       inFlight--;
     }
   };

@@ -5,12 +5,15 @@ import type { RuleSet } from '../rules/types.js';
 /** Why an admission call was not answered with a review (gitops_guard_admission_rejected_total). */
 export type RejectReason = 'too_large' | 'deadline' | 'timeout' | 'connection_limit' | 'bad_connection';
 
+/** The two memory budgets of admission calls: bodies as received, and their parsed reviews. */
+export type MemoryPool = 'bodies' | 'parsing';
+
 /** What the admission path reports while it runs; gauges are read at scrape time. */
 export interface AdmissionLoad {
   inFlight(): number;
   waiting(): number;
-  reservedBytes(): number;
-  budgetBytes(): number;
+  reservedBytes(pool: MemoryPool): number;
+  budgetBytes(pool: MemoryPool): number;
   readsWaiting(): number;
 }
 
@@ -67,10 +70,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
         if (load) this.set(read(load));
       },
     });
+  const poolGauge = (name: string, help: string, read: (l: AdmissionLoad, pool: MemoryPool) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        if (!load) return;
+        for (const pool of ['bodies', 'parsing'] as const) this.set({ pool }, read(load, pool));
+      },
+    });
   loadGauge('gitops_guard_admission_in_flight', 'Admission calls being read, parsed, evaluated or answered.', (l) => l.inFlight());
-  loadGauge('gitops_guard_admission_waiting', 'Admission calls waiting for memory budget (their bodies unread) or for the large-body parse slot.', (l) => l.waiting());
-  loadGauge('gitops_guard_admission_memory_reserved_bytes', 'Memory reserved by admission calls in flight (bodies and parsed reviews, estimated).', (l) => l.reservedBytes());
-  loadGauge('gitops_guard_admission_memory_budget_bytes', 'The memory budget for admission calls in flight.', (l) => l.budgetBytes());
+  loadGauge('gitops_guard_admission_waiting', 'Admission calls waiting for memory budget (bodies unread) or for the large-review parse slot.', (l) => l.waiting());
+  poolGauge('gitops_guard_admission_memory_reserved_bytes', 'Memory reserved by admission calls in flight: bodies as received, and their parsed reviews (estimated).', (l, pool) => l.reservedBytes(pool));
+  poolGauge('gitops_guard_admission_memory_budget_bytes', 'The memory budgets of admission calls in flight, per pool.', (l, pool) => l.budgetBytes(pool));
   loadGauge('gitops_guard_kube_reads_waiting', 'ConfigMap/Secret reads waiting for a connection to the API server.', (l) => l.readsWaiting());
   return {
     setCertificateNotAfter(value: Date) {

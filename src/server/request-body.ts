@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { JsonCostScanner } from './json-cost.js';
 import type { Reservation } from './memory-budget.js';
@@ -16,21 +17,15 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 export const SCAN_THRESHOLD_BYTES = 64 * 1024;
 /** Parsed heap per body byte in the worst case the scanner's weights allow (8 MiB of `[{},…]`: 25×). */
 const WORST_PARSED_PER_BYTE = 26;
-/** Parsed heap per body byte reserved for a large body before its scan says more (real CRDs: 3-8×). */
-const INITIAL_PARSED_PER_BYTE = 8;
 
 /**
- * What a body costs in memory while its review is handled: the received bytes, their text (up to
- * two bytes per character) and the parsed value. Kept until the answer is written, because
- * garbage is only given back when the collector runs.
+ * What parsing a body costs in heap while its review is handled: its text (one byte per
+ * character when it is ASCII, up to two otherwise) and the parsed value. Kept until the answer
+ * is written, because garbage is only given back when the collector runs.
  */
-export function bodyCost(bytes: number, parsedBytes: number): number {
-  return bytes + 2 * bytes + parsedBytes;
-}
-
-/** The reservation made before a body is read, from its Content-Length. */
-export function initialCost(bytes: number): number {
-  return bodyCost(bytes, bytes * (bytes <= SCAN_THRESHOLD_BYTES ? WORST_PARSED_PER_BYTE : INITIAL_PARSED_PER_BYTE));
+export function parseCost(body: Buffer, parsedBytes: number | undefined): number {
+  const text = isAscii(body) ? body.length : 2 * body.length;
+  return text + (parsedBytes ?? body.length * WORST_PARSED_PER_BYTE);
 }
 
 export class BodyTooLargeError extends Error {
@@ -50,16 +45,17 @@ export class ClientAbortError extends Error {
 
 export interface ReceivedBody {
   body: Buffer;
-  /** The body's exact cost once scanned; the initial estimate for small bodies. */
-  cost: number;
+  /** The heap its text and parsed review will take (parseCost). */
+  parseCost: number;
 }
 
 /**
  * Reads a body into one buffer (allocated once from Content-Length, or grown chunk by chunk
- * when the length is not known), scanning its structure as it streams in. Without a
- * Content-Length the reservation grows with every chunk, pausing the socket while the budget is
- * used up. Rejects with `signal`'s reason when it aborts, with ClientAbortError when the client
- * goes away, with BodyTooLargeError past MAX_BODY_BYTES.
+ * when the length is not known), scanning its structure as it streams in. `reservation` covers
+ * the body's bytes: reserved from Content-Length before reading, or grown with every chunk
+ * (pausing the socket while the budget is used up). Rejects with `signal`'s reason when it
+ * aborts, with ClientAbortError when the client goes away, with BodyTooLargeError past
+ * MAX_BODY_BYTES.
  */
 export function receiveBody(req: IncomingMessage, length: number | undefined, reservation: Reservation, signal: AbortSignal): Promise<ReceivedBody> {
   const scanner = length === undefined || length > SCAN_THRESHOLD_BYTES ? new JsonCostScanner() : undefined;
@@ -102,10 +98,9 @@ export function receiveBody(req: IncomingMessage, length: number | undefined, re
       }
       scanner!.feed(chunk);
       chunks.push(chunk);
-      const needed = initialCost(offset);
-      if (needed > reservation.bytes) {
+      if (offset > reservation.bytes) {
         req.pause();
-        reservation.resize(needed, signal).then(
+        reservation.resize(Math.min(MAX_BODY_BYTES, Math.max(offset, 2 * reservation.bytes)), signal).then(
           () => {
             if (!settled) req.resume();
           },
@@ -114,9 +109,9 @@ export function receiveBody(req: IncomingMessage, length: number | undefined, re
       }
     };
     const onEnd = (): void => {
-      const body = length !== undefined ? (fixed ?? Buffer.alloc(0)) : Buffer.concat(chunks, offset);
       if (length !== undefined && offset !== length) return finish(new ClientAbortError());
-      finish(undefined, { body, cost: scanner ? bodyCost(body.length, scanner.parsedBytes) : reservation.bytes });
+      const body = length !== undefined ? (fixed ?? Buffer.alloc(0)) : Buffer.concat(chunks, offset);
+      finish(undefined, { body, parseCost: parseCost(body, scanner?.parsedBytes) });
     };
     const onClientGone = (): void => finish(new ClientAbortError());
     const onAbort = (): void => finish(signal.reason);

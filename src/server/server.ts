@@ -10,7 +10,7 @@ import { RuleStore } from '../rules/store.js';
 import type { RuleMode } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
-import { DEFAULT_MAX_TIMEOUT_MS, DEFAULT_MEMORY_BUDGET_BYTES, memoryBudget } from './admission-endpoint.js';
+import { admissionBudgets, DEFAULT_MAX_TIMEOUT_MS, DEFAULT_MEMORY_BUDGET_BYTES } from './admission-endpoint.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadServingCredentials, secureContextOptions, TLS_MIN_VERSION } from './tls.js';
 
@@ -84,7 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let draining = false;
   const isReady = () => !draining;
   const maxTimeoutMs = options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS;
-  const budget = memoryBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+  const memoryBudgetBytes = options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
   const app = createApp({
     registry,
     kube: options.kube,
@@ -94,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics,
     rules: () => rules.current,
     isReady,
-    limits: { maxTimeoutMs, budget },
+    limits: { maxTimeoutMs, ...admissionBudgets(memoryBudgetBytes) },
   });
 
   // Responses not finished yet: once draining starts, each gets `Connection: close`, so every
@@ -176,7 +176,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       rules: rules.current.rules.map((r) => r.name),
       mode: options.modeOverride ?? 'per-rule',
       maxTimeoutMs,
-      memoryBudgetMiB: Math.round(budget.capacityBytes / 1024 / 1024),
+      memoryBudgetMiB: Math.round(memoryBudgetBytes / 1024 / 1024),
       heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 1024 / 1024),
       maxConnections: server.maxConnections,
     },
