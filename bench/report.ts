@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LoadResult } from './load-worker.js';
 import type { LatencySummary } from './stats.js';
-import type { ContainerProfile, WebhookProfile } from './deployment.js';
+import type { ContainerProfile, WebhookProfile } from '../test/support/deployed.js';
 import type { ScenarioId } from './scenarios.js';
 
 /** The results file (bench/results.json): everything measured, plus how and where. */

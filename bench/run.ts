@@ -24,7 +24,7 @@ import {
   type ScenarioResult,
   type SoakResult,
 } from './report.js';
-import { controllerProfile, deployedArgs, webhookProfile, type WebhookProfile } from './deployment.js';
+import { controllerProfile, deployedArgs, LOCAL_FLAGS, webhookProfile, type WebhookProfile } from '../test/support/deployed.js';
 import { benchRules, buildScenarios, SCENARIO_IDS, type BenchRequest, type Scenario, type ScenarioId } from './scenarios.js';
 import { summarize, type LatencySummary } from './stats.js';
 
@@ -258,9 +258,6 @@ interface ServerProcess {
   started?: { heapLimitMiB?: number; memoryBudgetMiB?: number };
 }
 
-/** Flags of the Deployment the bench sets itself (ports, files, log level); every other flag runs as deployed. */
-const BENCH_FLAGS = ['port', 'host', 'tls-cert', 'tls-key', 'rules', 'checksum-key', 'log-level', 'kubeconfig'];
-
 let serverCounter = 0;
 
 /** gitops-guard serve from dist/, exactly as deployed, logging (JSON lines) to a file. */
@@ -280,7 +277,7 @@ async function startGitopsGuard(files: RunFiles, options: Options, cores: Cores,
     '--checksum-key', files.checksumKeyFile,
     '--log-level', options.logLevel,
     ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []),
-    ...deployedArgs(files.profile.args, BENCH_FLAGS),
+    ...deployedArgs(files.profile.args, LOCAL_FLAGS),
   ];
   // The container's NODE_OPTIONS (heap size), exactly as the Deployment sets it.
   const env = { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODE_ENV: 'production', NODE_OPTIONS: files.profile.nodeOptions };

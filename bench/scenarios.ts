@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
 import { configMap, secret } from '../test/support/kube-api-server.js';
+import type { WebhookName } from '../test/support/deployed.js';
 import { reviewFor, type ReviewOptions } from '../test/support/review.js';
 import { CORPUS_DIR } from './paths.js';
 
@@ -15,9 +16,6 @@ import { CORPUS_DIR } from './paths.js';
 
 export type ScenarioId = 'owner' | 'checksum' | 'fastpath' | 'large' | 'xlarge';
 export const SCENARIO_IDS: readonly ScenarioId[] = ['owner', 'checksum', 'fastpath', 'large', 'xlarge'];
-
-/** Which shipped webhook sends a scenario's requests: its timeoutSeconds becomes the `?timeout=` of the URL. */
-export type WebhookName = 'owners' | 'workloads';
 
 /** What a correct answer to one request looks like; anything else counts as an error. */
 export interface Expectation {

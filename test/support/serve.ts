@@ -1,5 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_RULES } from './app.js';
 import { CLI } from './cli.js';
+import { deployedArgs, LOCAL_FLAGS, webhookProfile, type WebhookProfile } from './deployed.js';
+import { certDir } from './guard-server.js';
 
 /** A running `gitops-guard serve` child process. */
 export interface ServeProcess {
@@ -67,4 +72,35 @@ export function startServe(
       reject(new Error(`serve exited with ${code}: ${stderr}`));
     });
   });
+}
+
+/** A `gitops-guard serve` started with the flags and NODE_OPTIONS of the enforce overlay's Deployment. */
+export interface DeployedServe extends ServeProcess {
+  profile: WebhookProfile;
+  /** The CA of its serving certificate (the webhooks' caBundle). */
+  ca: Buffer;
+  dir: string;
+}
+
+/**
+ * Starts the built CLI as the enforce overlay deploys it: the Deployment's own args (timeouts,
+ * budgets, shutdown) and NODE_OPTIONS, with only port, files and API access set locally.
+ */
+export async function startServeAsDeployed(options: { kubeconfig?: string; args?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DeployedServe> {
+  const profile = webhookProfile();
+  const dir = certDir();
+  writeFileSync(join(dir, 'checksum.key'), `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+  const args = [
+    '--port', '0',
+    '--host', '127.0.0.1',
+    '--tls-cert', join(dir, 'tls.crt'),
+    '--tls-key', join(dir, 'tls.key'),
+    '--rules', DEFAULT_RULES,
+    '--checksum-key', join(dir, 'checksum.key'),
+    ...(options.kubeconfig ? ['--kubeconfig', options.kubeconfig] : []),
+    ...deployedArgs(profile.args, LOCAL_FLAGS),
+    ...(options.args ?? []),
+  ];
+  const serve = await startServe(args, { cwd: dir, env: { NODE_OPTIONS: profile.nodeOptions, ...options.env } });
+  return { ...serve, profile, ca: readFileSync(join(dir, 'ca.crt')), dir };
 }

@@ -1,14 +1,18 @@
 import { join } from 'node:path';
-import type { KubeObject } from '../src/admission/types.js';
-import { buildObjects } from '../test/support/kustomize.js';
-import { REPO_ROOT } from './paths.js';
-import type { WebhookName } from './scenarios.js';
+import { fileURLToPath } from 'node:url';
+import type { KubeObject } from '../../src/admission/types.js';
+import { buildObjects } from './kustomize.js';
 
 /**
  * How the manifests run gitops-guard, read from the rendered overlays (`kubectl kustomize`):
- * the bench starts the server and the controller with the same flags and NODE_OPTIONS and
- * judges their peak RSS against the same memory limits.
+ * tests and the bench start the server and the controller with the same flags and NODE_OPTIONS
+ * and hold them to the same memory limits.
  */
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The shipped webhooks, by the first label of their names. */
+export type WebhookName = 'owners' | 'workloads';
 
 export const WEBHOOK_OVERLAY = 'manifests/overlays/enforce';
 export const CONTROLLER_OVERLAY = 'manifests/overlays/controller';
@@ -92,9 +96,12 @@ export function flagValue(args: readonly string[], name: string): string | undef
   return undefined;
 }
 
+/** Flags of the Deployment a local run sets itself (ports, files, log level, API access); every other flag runs as deployed. */
+export const LOCAL_FLAGS = ['port', 'host', 'tls-cert', 'tls-key', 'rules', 'checksum-key', 'log-level', 'kubeconfig', 'metrics-port', 'metrics-host'];
+
 /**
- * The Deployment's args with the flags the bench must set itself (port, files) taken out: the
- * rest (timeouts, budgets, shutdown) run as deployed.
+ * The Deployment's args with the flags a local run must set itself (port, files) taken out:
+ * the rest (timeouts, budgets, shutdown) run as deployed.
  */
 export function deployedArgs(args: readonly string[], replaced: readonly string[]): string[] {
   const out: string[] = [];
