@@ -1,6 +1,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildScenarios } from '../bench/scenarios.js';
 import { corpusObject } from './support/corpus.js';
 import { httpsRequest } from './support/https-client.js';
 import { processMemory } from './support/proc.js';
@@ -56,6 +57,16 @@ function closedBy(socket: Socket): Promise<{ afterMs: number; answer: string }> 
 }
 
 describe('availability as deployed: memory', () => {
+  it('answers the largest review the API server sends: a 1.5 MiB CRD and its old copy (~3 MiB)', async () => {
+    const [mutate, validate] = buildScenarios().find((s) => s.id === 'xlarge')!.requests;
+    expect(mutate!.body.length).toBeGreaterThan(2.8 * MiB);
+    const patched = await httpsRequest({ port: guard.port, ca: guard.ca, method: 'POST', path: '/mutate?timeout=3s', body: mutate!.body });
+    expect(patched.status).toBe(200);
+    expect(JSON.parse(patched.body).response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    const validated = await httpsRequest({ port: guard.port, ca: guard.ca, method: 'POST', path: '/validate?timeout=3s', body: validate!.body });
+    expect(JSON.parse(validated.body).response.allowed).toBe(true);
+  }, 30_000);
+
   it('refuses an 8 MiB body of [{},{},…] (under the body limit) for the memory budget, and keeps serving within the limit', async () => {
     const body = `[${'{},'.repeat(Math.floor((8 * MiB - 16) / 3))}{}]`;
     expect(body.length).toBeLessThan(8 * MiB);

@@ -174,3 +174,39 @@ describe('decodeConfigSource', () => {
     expect(decodeConfigSource(cm, { data: null }).size).toBe(0);
   });
 });
+
+describe('ClientNodeReader connections', () => {
+  it('times each read from when it is sent: reads queued for a connection do not spend their timeout waiting', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.writeKubeconfig());
+    const narrow = new ClientNodeReader(kc, { maxConnections: 3 });
+    for (let i = 0; i < 12; i++) api.put(configMap('queue', `cm-${i}`, { k: String(i) }));
+    api.fault({ path: /^\/api\/v1\/namespaces\/queue\// }, { latencyMs: 250 });
+    let mostWaiting = 0;
+    const sampler = setInterval(() => (mostWaiting = Math.max(mostWaiting, narrow.readsWaiting())), 10);
+    const started = performance.now();
+    // Four waves of three: the last read is sent after ~750 ms, well past its own 400 ms timeout.
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => narrow.readConfigSource({ kind: 'ConfigMap', namespace: 'queue', name: `cm-${i}` }, { timeoutMs: 400 })));
+    clearInterval(sampler);
+    expect(results.every((r) => r.found)).toBe(true);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(mostWaiting).toBeGreaterThanOrEqual(6);
+    expect(narrow.readsWaiting()).toBe(0);
+  });
+
+  it('stops a read waiting for a connection when its caller gives up (the admission deadline)', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.writeKubeconfig());
+    const narrow = new ClientNodeReader(kc, { maxConnections: 1 });
+    api.put(configMap('queue', 'held', { k: 'v' }));
+    api.fault({ path: objectPath('ConfigMap', 'queue', 'held') }, { latencyMs: 500 });
+    const first = narrow.readConfigSource({ kind: 'ConfigMap', namespace: 'queue', name: 'held' }, { timeoutMs: 2000 });
+    const controller = new AbortController();
+    const second = narrow.readConfigSource({ kind: 'ConfigMap', namespace: 'queue', name: 'held' }, { timeoutMs: 2000, signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    const error = await failure(second);
+    expect(error.message).toMatch(/aborted while waiting for a connection to the API server/);
+    expect((await first).found).toBe(true);
+    expect(api.requests.filter((r) => r.path === objectPath('ConfigMap', 'queue', 'held'))).toHaveLength(1);
+  });
+});
