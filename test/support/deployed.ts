@@ -26,6 +26,7 @@ export interface ContainerProfile {
   nodeOptions: string;
   memoryRequestBytes: number;
   memoryLimitBytes: number;
+  terminationGracePeriodSeconds: number;
 }
 
 export interface WebhookProfile extends ContainerProfile {
@@ -50,7 +51,7 @@ export function quantityBytes(quantity: string): number {
 
 function containerProfile(objects: KubeObject[], overlay: string, deploymentName: string): ContainerProfile {
   const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === deploymentName) as
-    | (KubeObject & { spec: { template: { spec: { containers: Container[] } } } })
+    | (KubeObject & { spec: { template: { spec: { containers: Container[]; terminationGracePeriodSeconds?: number } } } })
     | undefined;
   if (!deployment) throw new Error(`bench: ${overlay} renders no Deployment ${deploymentName}`);
   const [container] = deployment.spec.template.spec.containers;
@@ -64,6 +65,8 @@ function containerProfile(objects: KubeObject[], overlay: string, deploymentName
     nodeOptions: container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '',
     memoryRequestBytes: quantityBytes(request),
     memoryLimitBytes: quantityBytes(limit),
+    // Kubernetes' default when the Deployment leaves it out.
+    terminationGracePeriodSeconds: deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30,
   };
 }
 

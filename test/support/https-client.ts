@@ -1,8 +1,10 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { request, type RequestOptions } from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 
 export interface HttpsAnswer {
   status: number;
+  headers: IncomingHttpHeaders;
   body: string;
   peer: PeerCertificate;
 }
@@ -29,7 +31,7 @@ export function httpsRequest(
         const peer = (res.socket as TLSSocket).getPeerCertificate();
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), peer }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), peer }));
         res.on('error', reject);
       },
     );
