@@ -1,22 +1,31 @@
 import type { Server } from 'node:https';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { loadChecksumKey } from '../src/actions/checksum/key.js';
 import { KubeApiServer } from '../test/support/kube-api-server.js';
-import { checksumApiObjects } from './scenarios.js';
+import { checksumApiObjects, controllerWorkloads } from './scenarios.js';
 import { summarize } from './stats.js';
 
 /**
  * The test Kubernetes API server (test/support/kube-api-server.ts) in its own process, holding
- * the ConfigMaps and Secrets scenario 2 reads.
+ * the ConfigMaps and Secrets scenario 2 reads, or (with --controller-workloads N) N stamped
+ * workloads with the ConfigMap and the Secret each consumes, for the controller scenario.
  *
  * Prints {"url","kubeconfig","objects"} on stdout once listening. Reads commands on stdin, one
  * per line: `stats` prints {"stats":{requests, connections, unauthorized, serviceMs}} for the
- * requests (and new TLS connections) since the previous `stats` and starts a new window. Exits 0 on SIGTERM (the
- * kubeconfig is removed).
+ * requests (and new TLS connections) since the previous `stats` and starts a new window;
+ * `change N` changes a key of the first N workloads' ConfigMaps and prints {"changed":N}.
+ * Exits 0 on SIGTERM (the kubeconfig is removed).
  */
 
-const api = await KubeApiServer.start();
-const objects = checksumApiObjects();
+const { values } = parseArgs({ options: { 'controller-workloads': { type: 'string' }, 'checksum-key': { type: 'string' } } });
+const workloads = Number(values['controller-workloads'] ?? 0);
+
+// The controller scenario's change burst and the patches it causes must not expire the watch history.
+const api = await KubeApiServer.start({ historyLimit: 100_000 });
+const objects = workloads > 0 ? await controllerWorkloads(workloads, loadChecksumKey(values['checksum-key']!)) : checksumApiObjects();
 for (const object of objects) api.put(object);
+const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name!, o]));
 const kubeconfig = api.writeKubeconfig();
 
 // Service time (request in to response flushed) inside this process, to show the API side
@@ -36,7 +45,17 @@ setInterval(() => api.clearRequests(), 1000).unref();
 process.stdout.write(`${JSON.stringify({ url: api.url, kubeconfig, objects: objects.length })}\n`);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line.trim() !== 'stats') return;
+  const [command, argument] = line.trim().split(/\s+/);
+  if (command === 'change') {
+    const count = Number(argument);
+    for (let i = 0; i < count; i++) {
+      const config = configMaps.get(`app-config-${i}`)!;
+      api.put({ ...config, data: { ...(config['data'] as Record<string, string>), LOG_LEVEL: `changed-${Date.now()}` } });
+    }
+    process.stdout.write(`${JSON.stringify({ changed: count })}\n`);
+    return;
+  }
+  if (command !== 'stats') return;
   const window = serviceMs;
   serviceMs = [];
   const summary = summarize(window);

@@ -88,6 +88,24 @@ export interface SoakResult {
   api?: { requests: number; connections: number; serviceMs: LatencySummary };
 }
 
+/** The rollout controller with many workloads (the controller scenario). */
+export interface ControllerResult {
+  workloads: number;
+  /** Workloads, ConfigMaps and Secrets in the API. */
+  objects: number;
+  startupRssBytes: number;
+  /** When its informers had synced (/readyz 200). */
+  syncedRssBytes: number;
+  /** At rest after the leader compared every workload. */
+  idleRssBytes: number;
+  maxSampledRssBytes: number;
+  /** VmHWM over the whole run. */
+  peakRssBytes: number;
+  syncMs: number;
+  compareMs: number;
+  burst: { changed: number; rolled: number; ms: number };
+}
+
 export interface BenchResults {
   kind: 'GitopsGuardBench';
   version: 1;
@@ -107,6 +125,7 @@ export interface BenchResults {
   notes: string[];
   scenarios: ScenarioResult[];
   soak?: SoakResult;
+  controller?: ControllerResult;
   audit?: AuditTiming;
   targets: TargetCheck[];
 }
@@ -182,6 +201,14 @@ export function formatTable(results: BenchResults): string {
     out.push(`audit: ${a.command}: ${a.runs} runs, wall median ${ms(a.wallMs.p50)} ms, max ${ms(a.wallMs.max)} ms, exit ${a.exitCode}${a.objects !== undefined ? `, ${a.objects} objects` : ''}`);
   }
   if (results.soak) out.push(formatSoak(results.soak));
+  if (results.controller) {
+    const c = results.controller;
+    out.push(
+      `controller: ${c.workloads} workloads (${c.objects} objects): RSS MiB start-up ${mib(c.startupRssBytes)}, synced ${mib(c.syncedRssBytes)} (${(c.syncMs / 1000).toFixed(1)} s), ` +
+        `idle after comparing all ${mib(c.idleRssBytes)} (${(c.compareMs / 1000).toFixed(1)} s), peak ${mib(c.peakRssBytes)}; ` +
+        `burst: ${c.burst.changed} ConfigMaps changed, ${c.burst.rolled} rolled in ${(c.burst.ms / 1000).toFixed(1)} s`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 
@@ -262,6 +289,18 @@ export function evaluateTargets(results: BenchResults): TargetCheck[] {
       ),
     );
     targets.push(check('soak: peak RSS <= 120 MB', `${mib(results.soak.rssBytes.peak)} MiB`, results.soak.rssBytes.peak <= 120e6));
+  }
+  if (results.controller && results.deployment.controller) {
+    const c = results.controller;
+    const { memoryLimitBytes: limit, memoryRequestBytes: request, overlay } = results.deployment.controller;
+    targets.push(
+      check(
+        `controller: memory limit >= 1.25 x peak RSS (limit ${mib(limit)} MiB from ${overlay})`,
+        `peak ${mib(c.peakRssBytes)} MiB with ${c.workloads} workloads = ${((c.peakRssBytes / limit) * 100).toFixed(0)}% of the limit`,
+        limit >= 1.25 * c.peakRssBytes,
+      ),
+    );
+    targets.push(check(`controller: memory request >= idle RSS (request ${mib(request)} MiB)`, `idle ${mib(c.idleRssBytes)} MiB with ${c.workloads} workloads`, request >= c.idleRssBytes));
   }
   if (results.audit) {
     targets.push(check('audit of the corpus < 2 s', `median ${ms(results.audit.wallMs.p50)} ms over ${results.audit.runs} runs`, results.audit.wallMs.p50 < 2000));

@@ -3,6 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../src/actions/checksum/compute.js';
+import { DEFAULT_CHECKSUM_ANNOTATION } from '../src/actions/checksum/stamp-config-checksum.js';
+import { decodeConfigSource } from '../src/kube/client-node-reader.js';
+import type { KubeReader } from '../src/kube/reader.js';
 import { configMap, secret } from '../test/support/kube-api-server.js';
 import type { WebhookName } from '../test/support/deployed.js';
 import { reviewFor, type ReviewOptions } from '../test/support/review.js';
@@ -235,6 +239,56 @@ function checksumDeployment(): KubeObject {
   return withAnnotations(deployment, {
     [TRACKING]: `monitoring:apps/Deployment:${CHECKSUM_NAMESPACE}/kube-state-metrics`,
   });
+}
+
+// ---- the controller scenario: many workloads, each with its own ConfigMap and Secret ----
+
+/**
+ * `count` Deployments (kube-state-metrics' Deployment as the template, ~4 KiB each) in 100
+ * namespaces, each consuming its own ConfigMap (4 keys, envFrom) and Secret (2 keys, a volume),
+ * stamped with the checksum the webhook would have written under `key`: a cluster in sync, as
+ * the controller finds it after the webhook ran for a while.
+ */
+export async function controllerWorkloads(count: number, key: Buffer): Promise<KubeObject[]> {
+  const template = corpusObject('kube-state-metrics-standard/deployment.yaml', 'Deployment', 'kube-state-metrics');
+  const objects: KubeObject[] = [];
+  const sources = new Map<string, KubeObject>();
+  for (let i = 0; i < count; i++) {
+    const namespace = `team-${i % 100}`;
+    const config = configMap(namespace, `app-config-${i}`, {
+      LOG_LEVEL: 'info',
+      DATABASE_URL: `postgres://app-${i}.${namespace}.svc:5432/app`,
+      FEATURE_FLAGS: 'checkout-v2,search-ranking,recommendations',
+      'app.yaml': `server:\n  port: 8080\n  workers: ${(i % 8) + 1}\ncache:\n  ttl: 300s\n${'# padding\n'.repeat(60)}`,
+    });
+    const creds = secret(namespace, `app-secret-${i}`, { username: `app-${i}`, password: `p4ss-${i}-${'x'.repeat(24)}` });
+    const workload = structuredClone(template) as KubeObject & Record<string, Json>;
+    workload.metadata = { ...workload.metadata, name: `app-${i}`, namespace, labels: { 'app.kubernetes.io/name': `app-${i}` } };
+    const spec = workload['spec'] as Record<string, Json>;
+    spec['selector'] = { matchLabels: { 'app.kubernetes.io/name': `app-${i}` } };
+    const podTemplate = spec['template'] as Record<string, Json>;
+    podTemplate['metadata'] = { labels: { 'app.kubernetes.io/name': `app-${i}` } };
+    const podSpec = podTemplate['spec'] as Record<string, Json>;
+    const container = (podSpec['containers'] as Record<string, Json>[])[0]!;
+    container['envFrom'] = [{ configMapRef: { name: `app-config-${i}` } }];
+    container['volumeMounts'] = [{ name: 'creds', mountPath: '/etc/creds', readOnly: true }];
+    podSpec['volumes'] = [{ name: 'creds', secret: { secretName: `app-secret-${i}` } }];
+    sources.set(`ConfigMap/${namespace}/app-config-${i}`, config);
+    sources.set(`Secret/${namespace}/app-secret-${i}`, creds);
+    objects.push(config, creds, workload);
+  }
+  const reader: KubeReader = {
+    async readConfigSource(ref) {
+      const object = sources.get(`${ref.kind}/${ref.namespace}/${ref.name}`);
+      return object ? { found: true, content: decodeConfigSource(ref, object as { data?: unknown; binaryData?: unknown }) } : { found: false };
+    },
+  };
+  for (const workload of objects.filter((o) => o.kind === 'Deployment')) {
+    const { value } = await computeWorkloadChecksum(workload, workload.metadata!.namespace!, reader, key, { ...DEFAULT_CHECKSUM_OPTIONS });
+    const podTemplate = (workload as Record<string, Json>)['spec'] as Record<string, Record<string, Record<string, Json>>>;
+    podTemplate['template']!['metadata']!['annotations'] = { [DEFAULT_CHECKSUM_ANNOTATION]: value! };
+  }
+  return objects;
 }
 
 // ---- the scenarios ----

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeObject } from '../../src/admission/types.js';
 import { buildObjects } from './kustomize.js';
@@ -9,7 +10,19 @@ import { buildObjects } from './kustomize.js';
  * and hold them to the same memory limits.
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The checkout: the directory of the gitops-guard package.json above this file (also when compiled elsewhere for the bench). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'gitops-guard') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the gitops-guard package.json');
+    dir = parent;
+  }
+}
+
+const REPO_ROOT = repoRoot();
 
 /** The shipped webhooks, by the first label of their names. */
 export type WebhookName = 'owners' | 'workloads';
