@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildObjects } from './support/kustomize.js';
 
 /**
  * Keeps `npm run bench` and `npm run soak` from rotting: compiles the bench (as `bench:build`
@@ -31,6 +32,45 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
   });
 }
 
+/**
+ * The bench ran the server and the controller as the rendered overlays deploy them: their
+ * NODE_OPTIONS (the processes' heap limits prove it) and memory limits, judged in the targets.
+ */
+function expectRunAsDeployed(json: BenchJson, stdout: string): void {
+  const container = (overlay: string, deployment: string) => {
+    const found = buildObjects(join(REPO, 'manifests', 'overlays', overlay)).find((o) => o.kind === 'Deployment' && o.metadata?.name === deployment) as any;
+    return found.spec.template.spec.containers[0] as { args: string[]; env: { name: string; value?: string }[]; resources: { limits: { memory: string }; requests: { memory: string } } };
+  };
+  const mib = (quantity: string) => Number(/^(\d+)Mi$/.exec(quantity)![1]) * 1024 * 1024;
+  for (const [key, overlay, deployment] of [['webhook', 'enforce', 'gitops-guard'], ['controller', 'controller', 'gitops-guard-controller']] as const) {
+    const c = container(overlay, deployment);
+    const nodeOptions = c.env.find((e) => e.name === 'NODE_OPTIONS')!.value!;
+    expect(json.deployment[key]).toMatchObject({
+      overlay: `manifests/overlays/${overlay}`,
+      nodeOptions,
+      args: c.args,
+      memoryLimitBytes: mib(c.resources.limits.memory),
+      memoryRequestBytes: mib(c.resources.requests.memory),
+    });
+    expect(stdout).toContain(`${key}: memory limit >= 1.25 x peak RSS (limit ${(mib(c.resources.limits.memory) / 1024 / 1024).toFixed(1)} MiB from manifests/overlays/${overlay})`);
+  }
+  // The servers measured really ran with the overlay's NODE_OPTIONS: their heap limit is what it gives.
+  const heap = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(Math.round(require("v8").getHeapStatistics().heap_size_limit / 1048576)))'], {
+    env: { ...process.env, NODE_OPTIONS: json.deployment.webhook.nodeOptions },
+    encoding: 'utf8',
+  });
+  for (const scenario of json.scenarios) expect(scenario.server?.heapLimitMiB, scenario.id).toBe(Number(heap.stdout));
+  const defaultHeap = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(Math.round(require("v8").getHeapStatistics().heap_size_limit / 1048576)))'], { env: { ...process.env, NODE_OPTIONS: '' }, encoding: 'utf8' });
+  expect(Number(heap.stdout)).not.toBe(Number(defaultHeap.stdout));
+}
+
+interface BenchJson {
+  mode: string;
+  scenarios: { id: string; peakRssBytes: number; points: Point[]; server?: { heapLimitMiB?: number } }[];
+  deployment: Record<'webhook' | 'controller', { overlay: string; nodeOptions: string; args: string[]; memoryLimitBytes: number; memoryRequestBytes: number }>;
+  controller?: { workloads: number; peakRssBytes: number; burst: { changed: number; rolled: number } };
+}
+
 interface Point {
   concurrency: number;
   server: { requests: number; errors: { total: number } };
@@ -47,15 +87,15 @@ describe('bench (smoke)', () => {
 
   it('runs every scenario against the built server and the baseline, prints the table and writes the results', async () => {
     const results = join(OUT, 'results.json');
-    const { code, stdout, stderr } = await run([join(OUT, 'bench', 'run.js'), '--smoke', '--out', results], 90_000);
+    const { code, stdout, stderr } = await run([join(OUT, 'bench', 'run.js'), '--smoke', '--out', results], 150_000);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^scenario\s+conc\s+req\/s\s+base req\/s\s+ratio/m);
-    for (const id of ['owner', 'checksum', 'fastpath', 'large']) expect(stdout).toMatch(new RegExp(`^${id}\\s+5\\s+\\d+`, 'm'));
+    for (const id of ['owner', 'checksum', 'fastpath', 'large', 'xlarge']) expect(stdout).toMatch(new RegExp(`^${id}\\s+5\\s+\\d+`, 'm'));
 
     expect(existsSync(results)).toBe(true);
-    const json = JSON.parse(readFileSync(results, 'utf8')) as { mode: string; scenarios: { id: string; peakRssBytes: number; points: Point[] }[] };
+    const json = JSON.parse(readFileSync(results, 'utf8')) as BenchJson;
     expect(json.mode).toBe('smoke');
-    expect(json.scenarios.map((s) => s.id)).toEqual(['owner', 'checksum', 'fastpath', 'large']);
+    expect(json.scenarios.map((s) => s.id)).toEqual(['owner', 'checksum', 'fastpath', 'large', 'xlarge']);
     for (const scenario of json.scenarios) {
       expect(scenario.peakRssBytes, scenario.id).toBeGreaterThan(0);
       expect(scenario.points.length, scenario.id).toBeGreaterThan(0);
@@ -66,7 +106,13 @@ describe('bench (smoke)', () => {
         expect(point.baseline?.errors.total, `${scenario.id} baseline`).toBe(0);
       }
     }
-  }, 100_000);
+
+    // The controller scenario ran (smoke: 200 workloads) and rolled what changed.
+    expect(json.controller).toMatchObject({ workloads: 200, burst: { changed: 20, rolled: 20 } });
+    expect(json.controller!.peakRssBytes).toBeGreaterThan(0);
+    expect(stdout).toMatch(/^controller: 200 workloads \(600 objects\): RSS MiB start-up/m);
+    expectRunAsDeployed(json, stdout);
+  }, 160_000);
 
   it('runs the soak (owner and checksum mixed) and reports RSS at start, middle and end', async () => {
     const results = join(OUT, 'results-soak.json');

@@ -648,6 +648,12 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       const drain = Number(flag(container, 'drain-timeout-ms') ?? 10_000);
       expect(delay, 'endpoints drop the pod before it stops listening').toBeGreaterThan(0);
       expect((spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(delay + drain);
+      // The server's deadlines and timeouts follow the webhooks': its cap is their largest timeout,
+      // and the drain outlasts any admission still in flight when the listener closes.
+      const timeouts = (['mutate', 'validate'] as const).flatMap((phase) => webhookConfig(overlay, phase).webhooks.map((w) => w.timeoutSeconds!));
+      const webhookTimeout = Number(flag(container, 'webhook-timeout-seconds') ?? 5);
+      expect(webhookTimeout, '--webhook-timeout-seconds is the largest webhook timeoutSeconds').toBe(Math.max(...timeouts));
+      expect(drain).toBeGreaterThanOrEqual(webhookTimeout * 1000);
     }
   });
 
