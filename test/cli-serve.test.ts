@@ -20,6 +20,10 @@ describe('gitops-guard serve', () => {
     const review = reviewFor({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'y' } });
     const answer = await httpsRequest({ port, ca, method: 'POST', path: '/mutate', body: JSON.stringify(review) });
     expect(JSON.parse(answer.body).response).toEqual({ uid: review.request!.uid, allowed: true });
+    // Without --memory-budget-mib the budget is a quarter of the heap limit.
+    const serving = logs.map((l) => JSON.parse(l)).find((e) => e.msg === 'gitops-guard serving');
+    expect(serving).toMatchObject({ maxTimeoutMs: 5000, maxConnections: 512 });
+    expect(serving.memoryBudgetMiB).toBe(Math.round(serving.heapLimitMiB / 4));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(logs.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['admission', 'signal received', 'shut down']));
@@ -28,7 +32,7 @@ describe('gitops-guard serve', () => {
   it('documents every flag and its environment variable in --help', async () => {
     const { code, stdout } = await runCli(['serve', '--help']);
     expect(code).toBe(0);
-    for (const flag of ['--port', '--tls-cert', '--tls-key', '--rules', '--mode', '--kubeconfig', '--log-level', '--checksum-key']) expect(stdout).toContain(flag);
+    for (const flag of ['--port', '--tls-cert', '--tls-key', '--rules', '--mode', '--kubeconfig', '--log-level', '--checksum-key', '--webhook-timeout-seconds', '--memory-budget-mib', '--max-connections', '--idle-timeout-ms', '--api-connections', '--shutdown-delay-ms', '--drain-timeout-ms']) expect(stdout).toContain(flag);
     for (const env of ['GITOPS_GUARD_PORT', 'GITOPS_GUARD_TLS_CERT', 'GITOPS_GUARD_RULES', 'GITOPS_GUARD_MODE', 'GITOPS_GUARD_KUBECONFIG', 'GITOPS_GUARD_LOG_LEVEL']) expect(stdout).toContain(env);
     expect((await runCli(['--help'])).stdout).toContain('audit');
   });
@@ -37,6 +41,7 @@ describe('gitops-guard serve', () => {
   const bad: [string, string[], number, RegExp][] = [
     ['an unknown flag', ['--prot', '8443'], 2, /^gitops-guard: Unknown option '--prot'\n$/],
     ['a bad mode', ['--mode', 'loud'], 2, /^gitops-guard: --mode must be enforce or audit, got "loud"\n$/],
+    ['a webhook timeout the API server does not allow', ['--webhook-timeout-seconds', '31'], 2, /^gitops-guard: --webhook-timeout-seconds must be between 1 and 30, got 31\n$/],
     ['a missing certificate', ['--tls-cert', 'nope/tls.crt'], 1, /^gitops-guard: cannot read TLS certificate nope\/tls\.crt: ENOENT\n$/],
     ['an unreadable certificate', ['--tls-cert', 'garbage.crt', '--tls-key', 'garbage.crt'], 1, /^gitops-guard: TLS certificate garbage\.crt is not a PEM certificate\n$/],
     ['an invalid rules file', ['--rules', 'bad-rules.yaml'], 1, /^gitops-guard: bad-rules\.yaml: invalid rules: \/rules\/0: unknown field "colour"\ngitops-guard: \/rules\/0\/action: unknown action type/],

@@ -11,6 +11,7 @@ import { ruleSetSchema } from '../src/rules/schema.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { createMetrics } from '../src/server/metrics.js';
 import { testApp } from './support/app.js';
+import { buildObjects } from './support/kustomize.js';
 import { applyResponsePatch, reviewFor } from './support/review.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -241,3 +242,30 @@ describe('docs/operations.md', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('docs/performance.md', () => {
+  it("justifies the resources the overlays really render (NODE_OPTIONS, request, limit)", () => {
+    const markdown = doc('performance.md');
+    for (const [overlay, name] of [['enforce', 'gitops-guard'], ['controller', 'gitops-guard-controller']] as const) {
+      const profile = containerProfileOf(overlay, name);
+      const row = markdown.split('\n').find((line) => line.startsWith(`| \`${name}\``));
+      expect(row, `a row for ${name}`).toBeDefined();
+      const cells = row!.split('|').map((cell) => cell.trim());
+      expect(cells[2], `${name} NODE_OPTIONS`).toBe(`\`${profile.nodeOptions}\``);
+      expect(cells[5], `${name} request`).toBe(profile.request);
+      expect(cells[6], `${name} limit`).toBe(profile.limit);
+    }
+  });
+});
+
+function containerProfileOf(overlay: string, deployment: string): { nodeOptions: string; request: string; limit: string } {
+  const found = buildObjects(join(ROOT, 'manifests', 'overlays', overlay)).find((o) => o.kind === 'Deployment' && o.metadata?.name === deployment) as any;
+  const container = found.spec.template.spec.containers[0];
+  return {
+    nodeOptions: container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS').value,
+    request: container.resources.requests.memory,
+    limit: container.resources.limits.memory,
+  };
+}
