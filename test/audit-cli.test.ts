@@ -133,7 +133,7 @@ describe('gitops-guard audit: real manifests', () => {
     for (const workload of consumers) {
       const rendering = workload.renderings[0]!;
       expect(rendering.checksums, workload.name!).toEqual([
-        expect.objectContaining({ rule: 'stamp-config-checksum', status: 'stamped', value: expect.stringMatching(/^v1:[0-9a-f]{64}$/) }),
+        expect.objectContaining({ rule: 'stamp-config-checksum', status: 'stamped', value: expect.stringMatching(/^v2:[0-9a-f]{64}$/) }),
       ]);
       for (const source of rendering.configSources.filter((s) => s.kind === 'ConfigMap')) {
         expect(source).toMatchObject({ namespace: 'argocd', from: 'input' });

@@ -450,7 +450,7 @@ describe('rollout controller: workload kinds', () => {
     for (const workload of workloads) {
       const stored = api.get(workload.apiVersion!, workload.kind!, ns, workload.metadata!.name!)!;
       const value = (locatePodTemplate(stored)!.template as any).metadata.annotations[A];
-      expect(value, workload.kind).toMatch(/^v1:[0-9a-f]{64}$/);
+      expect(value, workload.kind).toMatch(/^v2:[0-9a-f]{64}$/);
       expect(value).toBe(await webhookChecksum(stored));
     }
   });

@@ -408,7 +408,7 @@ describe('the server started as the manifests start it', () => {
       expect(response.allowed).toBe(true);
       if (overlay === 'enforce') {
         const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'));
-        expect(JSON.stringify(patch)).toMatch(/gitops-guard\.dev(~1|\/)config-checksum.*v1:[0-9a-f]{64}/);
+        expect(JSON.stringify(patch)).toMatch(/gitops-guard\.dev(~1|\/)config-checksum.*v2:[0-9a-f]{64}/);
       } else {
         expect(response.patch, 'audit mode changes nothing').toBeUndefined();
       }

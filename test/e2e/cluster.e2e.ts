@@ -83,7 +83,7 @@ describe('gitops-guard on a real cluster', () => {
   it('stamps a checksum that follows consumed config only', async () => {
     await apps.createNamespacedDeployment({ namespace, body: deployment() });
     const first = await stampedChecksum();
-    expect(first).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(first).toMatch(/^v2:[0-9a-f]{64}$/);
 
     await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { unused: 'b' } } });
     await reapplyDeployment();
@@ -92,7 +92,7 @@ describe('gitops-guard on a real cluster', () => {
     await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { greeting: 'bonjour' } } });
     await reapplyDeployment();
     const changed = await stampedChecksum();
-    expect(changed).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(changed).toMatch(/^v2:[0-9a-f]{64}$/);
     expect(changed).not.toBe(first);
   });
 
