@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import * as clientNode from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { generateCertificates, serviceDnsNames } from '../src/certs/generate.js';
+import { generateCertificates, generateClientCertificates, serviceDnsNames } from '../src/certs/generate.js';
 import { WORKLOAD_RESOURCES } from '../src/controller/kube-api.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
@@ -34,6 +34,7 @@ import {
   objects,
   only,
   podSpecOf,
+  usesClientAuth,
 } from './support/manifests.js';
 
 /**
@@ -300,7 +301,7 @@ describe('RBAC', () => {
 function materialise(
   overlay: Overlay,
   root: string,
-  tls: { certPem: string; keyPem: string },
+  tls: { certPem: string; keyPem: string; clientCaPem?: string },
   pod: { spec: PodSpec; container: Container; fieldRefs?: Record<string, string> } = { spec: podSpecOf(overlay), container: containerOf(overlay) },
 ): { args: string[]; env: Record<string, string> } {
   const { spec, container } = pod;
@@ -308,6 +309,7 @@ function materialise(
   const secrets: Record<string, Record<string, string>> = {
     'gitops-guard-tls': { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem, 'ca.crt': '' },
     'gitops-guard-checksum-key': { 'checksum.key': `${randomBytes(32).toString('hex')}\n` },
+    ...(tls.clientCaPem ? { 'gitops-guard-client-ca': { 'ca.crt': tls.clientCaPem } } : {}),
   };
   const mounts = container.volumeMounts ?? [];
   for (const mount of mounts) {
@@ -354,7 +356,7 @@ describe('the server started as the manifests start it', () => {
     return JSON.parse(line![1]!) as string[];
   };
 
-  for (const overlay of ['enforce', 'audit'] as const) {
+  for (const overlay of ['enforce', 'audit', 'enforce-client-auth'] as const) {
     it(`comes up ready with the ${overlay} overlay's args, env and mounted files, and reads only what RBAC grants`, async () => {
       const image = entrypoint();
       expect(image.at(-1), 'the image runs `gitops-guard serve`').toBe('serve');
@@ -362,7 +364,10 @@ describe('the server started as the manifests start it', () => {
       const root = mkdtempSync(join(tmpdir(), 'gg-manifests-'));
       const service = only(overlay, 'Service', 'gitops-guard');
       const certs = generateCertificates({ service: service.metadata.name, namespace: service.metadata.namespace, days: 1 });
-      const { args, env } = materialise(overlay, root, certs);
+      // With caller authentication, the API server presents its client certificate; probes and Prometheus do not.
+      const client = usesClientAuth(overlay) ? generateClientCertificates({ service: service.metadata.name, namespace: service.metadata.namespace, days: 1 }) : undefined;
+      const { args, env } = materialise(overlay, root, { ...certs, ...(client ? { clientCaPem: client.clientCaPem } : {}) });
+      const asApiServer = client ? { cert: client.certPem, key: client.keyPem } : {};
       // In-cluster credentials stand in for the Deployment's service account token.
       const server = await startServe(args, { cwd: root, env: { ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig() } });
 
@@ -403,10 +408,15 @@ describe('the server started as the manifests start it', () => {
         },
       };
       const review = reviewFor(workload);
-      const answer = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review) });
+      if (client) {
+        const refused = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review) });
+        expect(refused.status, 'a caller without the client certificate').toBe(401);
+        expect(api.requests).toEqual([]);
+      }
+      const answer = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review), ...asApiServer });
       const response = JSON.parse(answer.body).response;
       expect(response.allowed).toBe(true);
-      if (overlay === 'enforce') {
+      if (overlay !== 'audit') {
         const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'));
         expect(JSON.stringify(patch)).toMatch(/gitops-guard\.dev(~1|\/)config-checksum.*v2:[0-9a-f]{64}/);
       } else {

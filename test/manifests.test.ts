@@ -31,6 +31,7 @@ import {
   podSpecOf,
   selects,
   usesCertManager,
+  usesClientAuth,
   webhookConfig,
 } from './support/manifests.js';
 
@@ -90,7 +91,8 @@ describe('kustomize builds', () => {
     for (const overlay of OVERLAYS) {
       expect(objects(overlay).filter((o) => o.kind === 'Secret'), overlay).toEqual([]);
       const volumes = podSpecOf(overlay).volumes ?? [];
-      expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName).sort()).toEqual(['gitops-guard-checksum-key', 'gitops-guard-tls']);
+      const secrets = ['gitops-guard-checksum-key', ...(usesClientAuth(overlay) ? ['gitops-guard-client-ca'] : []), 'gitops-guard-tls'];
+      expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName).sort(), overlay).toEqual(secrets);
       // The controller needs the checksum key only (no TLS: plain-HTTP metrics, no webhook).
       if (hasController(overlay)) expect((controllerPodSpecOf(overlay).volumes ?? []).filter((v) => v.secret).map((v) => v.secret!.secretName)).toEqual(['gitops-guard-checksum-key']);
     }
@@ -679,6 +681,8 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       // The key name documented in docs/config-checksum.md and created by hack/install-certs.sh.
       expect(flag(container, 'checksum-key')).toBe(fileOf('gitops-guard-checksum-key', 'checksum.key'));
       expect(flag(container, 'dev-certs')).toBeUndefined();
+      // Caller authentication only where the overlay says so; the CA file is the mounted Secret's ca.crt.
+      expect(flag(container, 'client-ca'), overlay).toBe(usesClientAuth(overlay) ? fileOf('gitops-guard-client-ca', 'ca.crt') : undefined);
     }
   });
 

@@ -63,6 +63,6 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
 }
 
 function isOneLineStartupError(error: unknown): error is Error {
-  return error instanceof Error && ['ChecksumKeyError', 'KubeConfigError'].includes(error.name) || (error as NodeJS.ErrnoException)?.code === 'EADDRINUSE';
+  return error instanceof Error && ['ChecksumKeyError', 'KubeConfigError', 'UnsafeFileError'].includes(error.name) || (error as NodeJS.ErrnoException)?.code === 'EADDRINUSE';
 }
 

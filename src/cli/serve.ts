@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { generateChecksumKey, loadChecksumKey } from '../actions/checksum/key.js';
@@ -9,6 +9,7 @@ import { UnavailableKubeReader, type KubeReader } from '../kube/reader.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
+import { writeFileNoFollow } from '../util/private-file.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 
 const flags: FlagSpecs = {
@@ -16,6 +17,7 @@ const flags: FlagSpecs = {
   host: { type: 'string', env: 'GITOPS_GUARD_HOST', description: 'Address to bind (all interfaces when unset)' },
   'tls-cert': { type: 'string', env: 'GITOPS_GUARD_TLS_CERT', default: 'certs/tls.crt', description: 'Serving certificate (PEM); re-read on change' },
   'tls-key': { type: 'string', env: 'GITOPS_GUARD_TLS_KEY', default: 'certs/tls.key', description: 'Serving key (PEM); re-read on change' },
+  'client-ca': { type: 'string', env: 'GITOPS_GUARD_CLIENT_CA', description: 'CA bundle (PEM): /mutate and /validate answer only callers with a client certificate it issued (the API server); re-read on change' },
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); re-read on change (default: the shipped default rules)' },
   mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: each rule\'s own mode; audit: every rule in audit mode' },
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
@@ -35,6 +37,7 @@ export interface ServeConfig {
   host?: string;
   tlsCertPath: string;
   tlsKeyPath: string;
+  clientCaPath?: string;
   rulesPath: string;
   mode: 'enforce' | 'audit';
   kubeconfigPath?: string;
@@ -59,6 +62,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     host: values.host as string | undefined,
     tlsCertPath: String(values['tls-cert']),
     tlsKeyPath: String(values['tls-key']),
+    ...(values['client-ca'] !== undefined ? { clientCaPath: String(values['client-ca']) } : {}),
     rulesPath: (values.rules as string | undefined) ?? DEFAULT_RULES_PATH,
     mode,
     kubeconfigPath: values.kubeconfig as string | undefined,
@@ -74,7 +78,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 /** `npm start` on a fresh machine: certificates for localhost and a checksum key, once. */
 function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): void {
   if (!existsSync(config.tlsCertPath) || !existsSync(config.tlsKeyPath)) {
-    const certs = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, extraDnsNames: ['localhost'], extraIps: ['127.0.0.1'] });
+    const certs = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, development: true });
     const dir = dirname(config.tlsCertPath);
     const written = writeCertificates(dir, certs);
     if (written.certPath !== config.tlsCertPath || written.keyPath !== config.tlsKeyPath) {
@@ -84,7 +88,7 @@ function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): void {
   }
   if (!existsSync(config.checksumKeyPath)) {
     mkdirSync(dirname(config.checksumKeyPath), { recursive: true });
-    writeFileSync(config.checksumKeyPath, `${generateChecksumKey()}\n`, { mode: 0o600 });
+    writeFileNoFollow(config.checksumKeyPath, `${generateChecksumKey()}\n`, 0o600);
     io.stderr.write(`generated development checksum key ${config.checksumKeyPath}\n`);
   }
 }
@@ -115,6 +119,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     host: config.host,
     tlsCertPath: config.tlsCertPath,
     tlsKeyPath: config.tlsKeyPath,
+    clientCaPath: config.clientCaPath,
     rulesPath: config.rulesPath,
     modeOverride: config.mode === 'audit' ? 'audit' : undefined,
     kube,

@@ -9,13 +9,15 @@ import type { RuleMode } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { loadServingCredentials, secureContextOptions, TLS_MIN_VERSION } from './tls.js';
+import { loadServingCredentials, secureContextOptions, serverTlsOptions } from './tls.js';
 
 export interface ServerOptions {
   port: number;
   host?: string;
   tlsCertPath: string;
   tlsKeyPath: string;
+  /** CA bundle client certificates must chain to; set, the admission endpoints require one. */
+  clientCaPath?: string;
   rulesPath: string;
   modeOverride?: RuleMode;
   kube: KubeReader;
@@ -47,7 +49,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { logger } = options;
   const metrics = options.metrics ?? createMetrics();
   const registry = options.registry ?? createRegistry();
-  const credentials = loadServingCredentials(options.tlsCertPath, options.tlsKeyPath);
+  const loadCredentials = () => loadServingCredentials(options.tlsCertPath, options.tlsKeyPath, options.clientCaPath);
+  const credentials = loadCredentials();
   const rules = new RuleStore(options.rulesPath, registry, logger, (ok, ruleSet) => {
     metrics.rulesReloadSuccess.set(ok ? 1 : 0);
     metrics.rulesReloads.inc({ result: ok ? 'success' : 'failure' });
@@ -68,17 +71,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rules: () => rules.current,
     isReady,
     requestTimeoutMs: options.requestTimeoutMs,
+    requireClientCertificate: options.clientCaPath !== undefined,
   });
 
-  const server = createServer({ ...secureContextOptions(credentials), minVersion: TLS_MIN_VERSION }, app);
+  const server = createServer(serverTlsOptions(credentials), app);
   server.keepAliveTimeout = 60_000;
   server.headersTimeout = 65_000;
   server.on('tlsClientError', (error) => logger.debug({ err: error.message }, 'TLS handshake failed'));
 
   const reloadIntervalMs = options.reloadIntervalMs ?? 2000;
-  const stopCertWatch = watchFiles([options.tlsCertPath, options.tlsKeyPath], reloadIntervalMs, () => {
+  const watched = [options.tlsCertPath, options.tlsKeyPath, ...(options.clientCaPath ? [options.clientCaPath] : [])];
+  const stopCertWatch = watchFiles(watched, reloadIntervalMs, () => {
     try {
-      const next = loadServingCredentials(options.tlsCertPath, options.tlsKeyPath);
+      const next = loadCredentials();
       // New handshakes use the new pair; established connections keep theirs, nothing is dropped.
       server.setSecureContext(secureContextOptions(next));
       metrics.setCertificateNotAfter(next.notAfter);
@@ -101,7 +106,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, rules: rules.current.rules.map((r) => r.name), mode: options.modeOverride ?? 'per-rule' }, 'gitops-guard serving');
+  logger.info(
+    { port, rules: rules.current.rules.map((r) => r.name), mode: options.modeOverride ?? 'per-rule', clientAuth: options.clientCaPath !== undefined },
+    'gitops-guard serving',
+  );
 
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = () =>
