@@ -1,10 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { createRegistry } from '../src/actions/registry.js';
+import { generateClientCertificates, webhookKubeconfig } from '../src/certs/generate.js';
+import { buildObjects } from './support/kustomize.js';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
 import { parseRuleSet } from '../src/rules/load.js';
 import { ruleSetSchema } from '../src/rules/schema.js';
@@ -173,6 +175,53 @@ describe('docs/install.md', () => {
     const verdict = await admit(app, 'validate', reviewFor(final, { operation: 'UPDATE', oldObject: live }));
     expect(verdict.allowed).toBe(false);
     expect(markdown).toContain(denialLine(verdict.status!.message));
+  });
+
+  it('shows an AdmissionConfiguration that gives both webhook plugins the kubeconfig `certs --client` writes', () => {
+    const block = /<!-- admission-configuration -->\s*```yaml\n([\s\S]*?)```/.exec(markdown)?.[1];
+    expect(block, 'the admission-configuration block').toBeDefined();
+    const config = parse(block!) as { apiVersion: string; kind: string; plugins: { name: string; configuration: { apiVersion: string; kind: string; kubeConfigFile: string } }[] };
+    expect(config).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'AdmissionConfiguration' });
+    expect(config.plugins.map((p) => p.name).sort()).toEqual(['MutatingAdmissionWebhook', 'ValidatingAdmissionWebhook']);
+    for (const plugin of config.plugins) {
+      expect(plugin.configuration).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration' });
+      expect(markdown, 'the text says where the kubeconfig goes').toContain(`to \`${plugin.configuration.kubeConfigFile}\``);
+    }
+    // The kubeconfig names the user after the Service the webhook configurations call (port 443).
+    const client = generateClientCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1 });
+    const kubeconfig = parse(webhookKubeconfig('gitops-guard', 'gitops-guard', client)) as { users: { name: string }[] };
+    const service = (parse(readFileSync(join(ROOT, 'manifests', 'base', 'validating-webhook.yaml'), 'utf8')) as { webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[] }).webhooks[0]!.clientConfig.service;
+    expect(service.port).toBe(443);
+    expect(kubeconfig.users.map((u) => u.name)).toEqual([`${service.name}.${service.namespace}.svc`]);
+    expect(markdown).toContain(`\`${service.name}.${service.namespace}.svc\``);
+  });
+
+  it('narrows the NetworkPolicy with the documented patch, changing nothing else', () => {
+    const block = /<!-- networkpolicy-patch -->\s*```yaml\n([\s\S]*?)```/.exec(markdown)?.[1];
+    expect(block, 'the networkpolicy-patch block').toBeDefined();
+    const dir = join(ROOT, '.tmp', `docs-networkpolicy-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    try {
+      const overlay = join(ROOT, 'manifests', 'overlays', 'enforce-client-auth');
+      writeFileSync(join(dir, 'kustomization.yaml'), block!.replace('../../vendor/gitops-guard/manifests/overlays/enforce-client-auth', relative(dir, overlay)));
+      const patched = buildObjects(dir);
+      const original = buildObjects(overlay);
+      const policy = (list: KubeObject[]) => list.find((o) => o.kind === 'NetworkPolicy' && o.metadata?.name === 'gitops-guard') as any;
+      expect(policy(patched).spec.ingress).toEqual([
+        {
+          from: [
+            { ipBlock: { cidr: '10.0.0.10/32' } },
+            { ipBlock: { cidr: '10.0.0.11/32' } },
+            { ipBlock: { cidr: '10.0.0.12/32' } },
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+          ],
+          ports: policy(original).spec.ingress[0].ports,
+        },
+      ]);
+      expect(patched.filter((o) => o.kind !== 'NetworkPolicy')).toEqual(original.filter((o) => o.kind !== 'NetworkPolicy'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refers only to files and kustomizations that exist', () => {
