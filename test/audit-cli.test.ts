@@ -149,7 +149,7 @@ describe('gitops-guard audit: real manifests', () => {
 
   it('checksums are deterministic, and --checksum-key gives the cluster key its own values', async () => {
     const keyFile = join(scratch, 'checksum.key');
-    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`);
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
     const first = await auditJson(['-f', ARGOCD, '-n', 'argocd']);
     const second = await auditJson(['-f', ARGOCD, '-n', 'argocd']);
     const keyed = await auditJson(['-f', ARGOCD, '-n', 'argocd', '--checksum-key', keyFile]);

@@ -27,7 +27,7 @@ let lines: string[];
 beforeAll(async () => {
   api = await KubeApiServer.start();
   const certs = certDir();
-  writeFileSync(join(certs, 'checksum.key'), '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n');
+  writeFileSync(join(certs, 'checksum.key'), '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n', { mode: 0o600 });
   const kubeConfig = loadKubeConfig(api.writeKubeconfig());
   const captured = capturingLogger('debug');
   lines = captured.lines;

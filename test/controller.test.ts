@@ -526,7 +526,7 @@ describe('gitops-guard controller (CLI)', () => {
     const ns = newNamespace();
     const dir = mkdtempSync(join(tmpdir(), 'gg-controller-'));
     const keyFile = join(dir, 'checksum.key');
-    writeFileSync(keyFile, `${KEY.toString('utf8')}\n`);
+    writeFileSync(keyFile, `${KEY.toString('utf8')}\n`, { mode: 0o600 });
     api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
     await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
     let running: RunningController | undefined;

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -317,11 +317,19 @@ function materialise(
     const data = volume.secret ? secrets[volume.secret.secretName] : configMaps.get(volume.configMap!.name);
     expect(data, `data for volume ${mount.name}`).toBeDefined();
     const items = (volume.secret ?? volume.configMap)!.items ?? Object.keys(data!).map((key) => ({ key, path: key }));
+    // The kubelet's atomic-writer layout: files in a timestamped directory with the volume's
+    // defaultMode (0644 when unset), `..data` linking to it, and each file linked from the mount.
+    const mode = (volume.secret ?? volume.configMap)!.defaultMode ?? 0o644;
+    const dir = join(root, mount.mountPath);
+    const generation = '..2026_01_01_00_00_00.000000001';
     for (const item of items) {
-      const file = join(root, mount.mountPath, item.path);
+      const file = join(dir, generation, item.path);
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, data![item.key]!);
+      chmodSync(file, mode);
+      symlinkSync(join('..data', item.path), join(dir, item.path));
     }
+    symlinkSync(generation, join(dir, '..data'));
   }
   // Absolute paths under a mount point are rewritten into `root`; the port is picked freely.
   const args = (container.args ?? []).map((arg) => {

@@ -136,8 +136,10 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     io.stdout.write(controllerHelp);
     return 0;
   }
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  const keyWarnings: string[] = [];
+  const checksumKey = loadChecksumKey(config.checksumKeyPath, (warning) => keyWarnings.push(warning));
   const logger = createLogger(config.logLevel).child({ component: 'controller' });
+  for (const warning of keyWarnings) logger.warn(warning);
   const rules = new RuleStore(config.rulesPath, createRegistry(), logger);
   const kubeConfig = loadKubeConfig(config.kubeconfigPath);
   if (!kubeConfig) throw new KubeConfigError('the controller needs a Kubernetes API: not in a cluster and no kubeconfig found');

@@ -110,8 +110,10 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
   }
   if (config.devCerts) ensureDevelopmentFiles(config, io);
   // Certificates and rules are checked by startServer before it listens (one-line errors).
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  const keyWarnings: string[] = [];
+  const checksumKey = loadChecksumKey(config.checksumKeyPath, (warning) => keyWarnings.push(warning));
   const logger = createLogger(config.logLevel);
+  for (const warning of keyWarnings) logger.warn(warning);
   const { kube, description } = kubeReaderFor(config);
   logger.info({ kubernetesApi: description }, 'kubernetes reads');
   const running = await startServer({

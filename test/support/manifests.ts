@@ -48,7 +48,7 @@ export interface Probe {
 export interface Volume {
   name: string;
   secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number };
-  configMap?: { name: string; items?: { key: string; path: string }[] };
+  configMap?: { name: string; items?: { key: string; path: string }[]; defaultMode?: number };
 }
 export interface PodSpec {
   serviceAccountName?: string;
