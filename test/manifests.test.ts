@@ -601,7 +601,8 @@ const KUBE_CONTROLLERS = "!(request.userInfo.username.startsWith('system:service
 const KNOWN_MATCH_CONDITIONS: Record<string, string> = {
   'not-kube-controller': KUBE_CONTROLLERS,
   'not-being-deleted': '!has(object.metadata.deletionTimestamp)',
-  'has-tracking-metadata': 'has(object.metadata.labels) || has(object.metadata.annotations)',
+  'has-tracking-metadata':
+    'has(object.metadata.labels) || has(object.metadata.annotations) || (oldObject != null && (has(oldObject.metadata.labels) || has(oldObject.metadata.annotations)))',
 };
 
 // ---------------------------------------------------------------------------------------------
