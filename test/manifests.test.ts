@@ -69,6 +69,10 @@ describe('kustomize builds', () => {
       'Role/gitops-guard-controller-leader-election',
       'RoleBinding/gitops-guard-controller-leader-election',
       'ServiceAccount/gitops-guard-controller',
+      ...['cronjobs', 'daemonsets', 'deployments', 'rollouts', 'statefulsets'].flatMap((r) => [
+        `ValidatingAdmissionPolicy/gitops-guard-controller-${r}`,
+        `ValidatingAdmissionPolicyBinding/gitops-guard-controller-${r}`,
+      ]),
     ];
     for (const overlay of OVERLAYS) {
       const names = objects(overlay).map((o) => `${o.kind}/${o.metadata!.name!.replace(/^(gitops-guard-rules)-[a-z0-9]{10}$/, '$1')}`);
@@ -327,6 +331,8 @@ describe('Kubernetes OpenAPI schema validation', () => {
     expect([...validatedLocally].sort()).toEqual(['cert-manager.io/v1 Certificate', 'cert-manager.io/v1 Issuer']);
     expect([...validatedUpstream].sort()).toEqual([
       'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration',
+      'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy',
+      'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding',
       'admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration',
       'apps/v1 Deployment',
       'networking.k8s.io/v1 NetworkPolicy',
