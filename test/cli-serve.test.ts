@@ -38,7 +38,8 @@ describe('gitops-guard serve', () => {
     expect(refused.stderr).toBe('gitops-guard: checksum key file certs/checksum.key is accessible to other users (mode 0644), make it private: chmod 600 certs/checksum.key\n');
 
     chmodSync(keyPath, 0o640);
-    const { child, logs, exited } = await startServe(['--port', '0'], { cwd });
+    const { child, logs, exited, port } = await startServe(['--port', '0'], { cwd });
+    expect((await httpsRequest({ port, ca: readFileSync(join(cwd, 'certs', 'ca.crt')), path: '/readyz' })).status).toBe(200);
     const warning = logs.map((l) => JSON.parse(l) as { level: string; msg: string }).find((l) => l.msg.startsWith('checksum key file'));
     expect(warning?.level).toBe('warn');
     expect(warning?.msg).toMatch(/^checksum key file certs\/checksum\.key is readable by group \d+ \(mode 0640\)/);
