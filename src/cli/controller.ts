@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { loadChecksumKey } from '../actions/checksum/key.js';
 import { createRegistry } from '../actions/registry.js';
 import { CONTROLLER_DEFAULTS, RolloutController } from '../controller/controller.js';
+import { readinessReport } from '../controller/kinds.js';
 import { KubeConfigError, loadKubeConfig } from '../kube/kubeconfig.js';
 import { RuleStore } from '../rules/store.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
@@ -31,7 +32,8 @@ const flags: FlagSpecs = {
   username: { type: 'string', env: 'GITOPS_GUARD_CONTROLLER_USERNAME', default: CONTROLLER_DEFAULTS.username, description: 'User the stamping rule is matched as (rules with userInfo)' },
   mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: patch; audit: compute and log what would be patched, never write (match the webhook\'s mode)' },
   'stamp-unstamped': { type: 'boolean', env: 'GITOPS_GUARD_STAMP_UNSTAMPED', description: 'Also stamp selected workloads that carry no checksum yet (rolls each of them once)' },
-  rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (when argoproj.io/v1alpha1 is served), true or false' },
+  rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (while discovery lists rollouts in argoproj.io/v1alpha1; never blocks readiness), true (required) or false' },
+  'discovery-interval-ms': { type: 'string', env: 'GITOPS_GUARD_DISCOVERY_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.discoveryIntervalMs), description: 'How often discovery is asked again which workload kinds are served, to watch kinds installed (or stop watching kinds removed) at run time (0: only at start-up)' },
   'metrics-port': { type: 'string', env: 'GITOPS_GUARD_METRICS_PORT', default: '8080', description: 'Plain HTTP port for /metrics, /healthz and /readyz (0: any free port)' },
   'metrics-host': { type: 'string', env: 'GITOPS_GUARD_METRICS_HOST', description: 'Address to bind the metrics port (all interfaces when unset)' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
@@ -62,6 +64,7 @@ export interface ControllerCliConfig {
   identity: string;
   username: string;
   rollouts: 'auto' | boolean;
+  discoveryIntervalMs: number;
   mode: 'enforce' | 'audit';
   stampUnstamped: boolean;
   metricsPort: number;
@@ -107,6 +110,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     identity,
     username: String(values.username),
     rollouts: rollouts === 'auto' ? 'auto' : rollouts === 'true',
+    discoveryIntervalMs: integerFlag(values['discovery-interval-ms'], 'discovery-interval-ms', 0, 86_400_000),
     mode,
     stampUnstamped: values['stamp-unstamped'] === true,
     metricsPort: integerFlag(values['metrics-port'], 'metrics-port', 0, 65535),
@@ -161,6 +165,7 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     concurrency: config.concurrency,
     username: config.username,
     rollouts: config.rollouts,
+    discoveryIntervalMs: config.discoveryIntervalMs,
     dryRun: config.mode === 'audit',
     stampUnstamped: config.stampUnstamped,
     registry,
@@ -175,7 +180,8 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     };
     if (req.method !== 'GET') return reply(405, 'method not allowed\n');
     if (path === '/healthz') return reply(200, 'ok\n');
-    if (path === '/readyz') return controller.ready ? reply(200, 'ok\n') : reply(503, 'informers not synced\n');
+    // Which kinds are watched and which are not, and why: the status code is what probes read.
+    if (path === '/readyz') return reply(controller.ready ? 200 : 503, readinessReport(controller.ready, controller.kindStatus()));
     if (path === '/metrics') {
       registry.metrics().then(
         (text) => reply(200, text, registry.contentType),
