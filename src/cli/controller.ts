@@ -3,14 +3,15 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { loadChecksumKey } from '../actions/checksum/key.js';
 import { createRegistry } from '../actions/registry.js';
 import { CONTROLLER_DEFAULTS, RolloutController } from '../controller/controller.js';
 import { readinessReport } from '../controller/kinds.js';
 import { KubeConfigError, loadKubeConfig } from '../kube/kubeconfig.js';
+import { loadRuleSetFile } from '../rules/load.js';
 import { RuleStore } from '../rules/store.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { watchFiles } from '../util/file-watch.js';
+import { DEFAULT_CHECKSUM_KEY_PATH, requireNoStampingWithoutKey, startupChecksumKey } from './checksum-key.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 
@@ -18,7 +19,7 @@ const flags: FlagSpecs = {
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
   namespaces: { type: 'string', env: 'GITOPS_GUARD_NAMESPACES', description: 'Comma-separated namespaces to watch (default: all namespaces)' },
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); the stamping rule selects the workloads; re-read on change (default: the shipped default rules)' },
-  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums (the webhook\'s key)' },
+  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: DEFAULT_CHECKSUM_KEY_PATH, description: 'HMAC key file for config checksums: the webhook\'s key (needed only when the rules stamp checksums)' },
   'resync-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RESYNC_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.resyncIntervalMs), description: 'How often the leader compares every workload again (0: never)' },
   'coalesce-ms': { type: 'string', env: 'GITOPS_GUARD_COALESCE_MS', default: String(CONTROLLER_DEFAULTS.coalesceMs), description: 'Quiet period that merges a burst of changes into one rollout' },
   'max-delay-ms': { type: 'string', env: 'GITOPS_GUARD_MAX_DELAY_MS', default: String(CONTROLLER_DEFAULTS.maxDelayMs), description: 'Longest wait after the first change of a burst' },
@@ -140,9 +141,11 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     io.stdout.write(controllerHelp);
     return 0;
   }
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  const actions = createRegistry();
+  const checksumKey = startupChecksumKey(config.checksumKeyPath, loadRuleSetFile(config.rulesPath, actions));
   const logger = createLogger(config.logLevel).child({ component: 'controller' });
-  const rules = new RuleStore(config.rulesPath, createRegistry(), logger);
+  if (!checksumKey) logger.info({ checksumKey: config.checksumKeyPath }, 'no checksum key: the rules stamp no config checksums, so no workload is rolled (a reload that adds a stamping rule is refused until restarted with a key)');
+  const rules = new RuleStore(config.rulesPath, actions, logger, undefined, checksumKey ? undefined : requireNoStampingWithoutKey(config.checksumKeyPath));
   const kubeConfig = loadKubeConfig(config.kubeconfigPath);
   if (!kubeConfig) throw new KubeConfigError('the controller needs a Kubernetes API: not in a cluster and no kubeconfig found');
 

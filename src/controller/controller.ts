@@ -24,7 +24,8 @@ export interface ControllerConfig {
   namespaces?: readonly string[];
   /** The rules in use (the stamping rule selects what the controller may touch). */
   rules: () => RuleSet;
-  checksumKey: Buffer;
+  /** The webhook's key; absent only while the rules stamp nothing (a rules check keeps it so). */
+  checksumKey: Buffer | undefined;
   /** This replica's name in the Lease and in Events (the pod name). */
   identity: string;
   leaseName: string;

@@ -29,7 +29,7 @@ export interface ReconcileDeps {
   api: WorkloadApi;
   /** The rules in use (re-read on every reconcile, so a rules reload applies at once). */
   rules: () => RuleSet;
-  checksumKey: Buffer;
+  checksumKey: Buffer | undefined;
   /** The user the synthetic UPDATE request is made as, for rules that match on userInfo. */
   username: string;
   /** Checked right before the patch: a replica that lost its lease must not write. */
