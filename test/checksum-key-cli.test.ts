@@ -73,6 +73,17 @@ describe('first run without a checksum key', () => {
     expect(JSON.stringify(response)).toContain('stamp-config-checksum');
   });
 
+  it('the README\'s first run works as written', async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const block = /Outside `npm start`[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+    const commands = block.trim().split('\n').map((line) => line.split(' '));
+    expect(commands.map((c) => c.slice(0, 2).join(' '))).toEqual(['gitops-guard certs', 'gitops-guard checksum-key', 'gitops-guard serve']);
+    const cwd = scratch();
+    for (const command of commands.slice(0, -1)) expect((await runCli(command.slice(1), { cwd })).code, command.join(' ')).toBe(0);
+    const { port } = await startServe([...commands.at(-1)!.slice(2), '--port', '0'], { cwd });
+    expect((await mutate(port, readFileSync(join(cwd, 'certs', 'ca.crt')))).allowed).toBe(true);
+  });
+
   it('the controller gives the same advice', async () => {
     const api = await KubeApiServer.start();
     try {
