@@ -7,6 +7,8 @@ declare module 'vitest' {
     kubeconfig: string;
     /** The rollout controller runs against that API (test/e2e/peer starts one). */
     controller: boolean;
+    /** Its /readyz URL, when the tier started it (empty otherwise). */
+    controllerReadyz: string;
   }
 }
 
@@ -17,4 +19,11 @@ export function e2eKubeConfig(): KubeConfig {
   if (path) kubeConfig.loadFromFile(path);
   else kubeConfig.loadFromDefault();
   return kubeConfig;
+}
+
+/** The controller's /readyz body, when the tier started the controller (undefined otherwise). */
+export async function controllerReadyz(): Promise<string | undefined> {
+  const url = inject('controllerReadyz');
+  if (!url) return undefined;
+  return (await fetch(url)).text();
 }

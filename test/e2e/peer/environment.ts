@@ -19,6 +19,8 @@ export interface PeerEnvironment {
   kubeconfig: string;
   /** Working directory: certificates, rendered webhooks, logs, the peer's report. */
   dir: string;
+  /** The controller's /readyz URL ('' without a controller). */
+  controllerReadyz: string;
   /** Stops the controller, the server and the peer (SIGTERM); throws if any misbehaved. */
   stop(): Promise<void>;
 }
@@ -126,10 +128,23 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
   runCli(root, ['certs', '--service', 'gitops-guard', '--namespace', 'gitops-guard', '--out', 'certs'], dir);
   runCli(root, ['checksum-key', '--out', 'certs/checksum.key'], dir);
   writeFileSync(join(dir, 'webhooks.yaml'), renderWebhooks(root));
-  // What every cluster has and the tier relies on: the namespace the manifests install into (the
-  // controller's Lease lives there), the `view` ClusterRole and a ClusterRoleBinding (which also
-  // teach the peer the RBAC kinds).
+  // A cluster with Argo CD (its CRDs; no Argo Rollouts) and what every cluster has that the tier
+  // relies on: the namespace the manifests install into (the controller's Lease lives there), the
+  // `view` ClusterRole and a ClusterRoleBinding (which also teach the peer the RBAC and CRD kinds).
+  const argoCdCrd = (kind: string, plural: string) => ({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.argoproj.io`, labels: { 'app.kubernetes.io/part-of': 'argocd' } },
+    spec: {
+      group: 'argoproj.io',
+      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase() },
+      scope: 'Namespaced',
+      versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  });
   const seed = [
+    argoCdCrd('Application', 'applications'),
+    argoCdCrd('AppProject', 'appprojects'),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'gitops-guard', labels: { 'kubernetes.io/metadata.name': 'gitops-guard' } } },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'view' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
     {
@@ -144,6 +159,7 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
   writeFileSync(join(dir, 'hold.yaml'), stringify({ steps: [{ name: 'hold', sleepMs: 10 }] }));
 
   const started: Started[] = [];
+  let controllerReadyz = '';
   const webhookPort = await freePort();
   const kubeconfig = join(dir, 'kubeconfig');
   const peerProcess = startProcess(
@@ -207,6 +223,7 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
         return metricsPort > 0;
       });
       await waitFor('the controller ready and leading', started, async () => (await httpStatus(metricsPort, '/readyz')) === 200 && controller.output().includes('"msg":"leading: comparing every workload"'));
+      controllerReadyz = `http://127.0.0.1:${metricsPort}/readyz`;
       log(`e2e: gitops-guard controller ready and leading (metrics on 127.0.0.1:${metricsPort})`);
     }
   } catch (error) {
@@ -217,6 +234,7 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
   return {
     kubeconfig,
     dir,
+    controllerReadyz,
     async stop() {
       const problems: string[] = [];
       // The controller and the server first (they use the API), each by SIGTERM, as a pod is stopped.

@@ -13,5 +13,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const environment = await startPeerEnvironment({ root, controller: true, log: (line) => console.log(line) });
   project.provide('kubeconfig', environment.kubeconfig);
   project.provide('controller', true);
-  return () => environment.stop();
+  project.provide('controllerReadyz', environment.controllerReadyz);
+  return async () => {
+    try {
+      await environment.stop();
+    } catch (error) {
+      // vitest reports an error thrown by a global teardown but still exits 0: fail the run here.
+      console.error(`\n${(error as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  };
 }
