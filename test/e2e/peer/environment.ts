@@ -21,8 +21,11 @@ export interface PeerEnvironment {
   dir: string;
   /** The controller's /readyz URL ('' without a controller). */
   controllerReadyz: string;
-  /** Stops the controller, the server and the peer (SIGTERM); throws if any misbehaved. */
-  stop(): Promise<void>;
+  /**
+   * Stops the controller, the server and the peer (SIGTERM); throws if any misbehaved. The working
+   * directory (logs, the peer's report) is removed only when everything went well.
+   */
+  stop(options?: { keep?: boolean }): Promise<void>;
 }
 
 export interface PeerOptions {
@@ -235,7 +238,7 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
     kubeconfig,
     dir,
     controllerReadyz,
-    async stop() {
+    async stop({ keep = false } = {}) {
       const problems: string[] = [];
       // The controller and the server first (they use the API), each by SIGTERM, as a pod is stopped.
       for (const process of [...started].reverse()) {
@@ -257,8 +260,9 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
       } else {
         log(`e2e: apiserver-peer saw no protocol violation in ${report.summary?.apiRequests ?? '?'} API requests (${report.summary?.apiWrites ?? '?'} writes through the webhooks)`);
       }
-      if (problems.length > 0) throw new Error(`e2e environment: ${problems.join('; ')}`);
-      rmSync(dir, { recursive: true, force: true });
+      if (problems.length > 0) throw new Error(`e2e environment: ${problems.join('; ')}; logs and report kept in ${dir}`);
+      if (keep) log(`e2e: logs of the peer, the server and the controller and the peer's report kept in ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
     },
   };
 }

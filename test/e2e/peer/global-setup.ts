@@ -16,7 +16,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('controllerReadyz', environment.controllerReadyz);
   return async () => {
     try {
-      await environment.stop();
+      // Failed tests keep the logs for a look (vitest's state API is experimental: keep them if it moved).
+      let failed = true;
+      try {
+        failed = project.vitest.state.getCountOfFailedTests() > 0;
+      } catch {
+        // keep
+      }
+      await environment.stop({ keep: failed });
     } catch (error) {
       // vitest reports an error thrown by a global teardown but still exits 0: fail the run here.
       console.error(`\n${(error as Error).message}\n`);
