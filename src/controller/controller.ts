@@ -229,6 +229,7 @@ export class RolloutController {
     }
 
     await this.discover(true);
+    if (this.stopped) return;
     await Promise.all([...this.kinds.values()].filter((k) => !k.discovered && !k.disabled).map((k) => this.startKind(k)));
     if (this.stopped) return;
     const status = this.kindStatus();
@@ -291,7 +292,8 @@ export class RolloutController {
           handle: (type, object) => {
             if (!this.stopped) handle(type, object);
           },
-          onUnavailable: (reason) => this.kindUnavailable(entry, reason),
+          onUnavailable: (reason, status) => this.kindUnavailable(entry, reason, status),
+          retryNote: this.retryNote,
         },
         kind.disabled ? '--rollouts=false' : 'waiting for discovery',
       ),
@@ -314,11 +316,21 @@ export class RolloutController {
     }
   }
 
-  private kindUnavailable(kind: Kind, reason: string): void {
+  /** What becomes of a kind discovery could not settle, or that stopped itself. */
+  private get retryNote(): string {
+    const intervalMs = this.config.discoveryIntervalMs ?? CONTROLLER_DEFAULTS.discoveryIntervalMs;
+    return intervalMs > 0 ? 'tried again at the next discovery' : 'not tried again (--discovery-interval-ms=0)';
+  }
+
+  /**
+   * An optional kind stopped itself. 403 is an installation problem (RBAC without that kind):
+   * a warning, once. 404 usually means its CRD was just removed: information.
+   */
+  private kindUnavailable(kind: Kind, reason: string, status: number): void {
     this.dropWorkloads(kind.resource);
     const repeated = kind.lastFailure === reason;
     kind.lastFailure = reason;
-    this.config.logger[repeated ? 'debug' : 'warn']({ resource: kind.watch.name, reason }, 'resource not watched');
+    this.config.logger[repeated ? 'debug' : status === 403 ? 'warn' : 'info']({ resource: kind.watch.name, reason }, 'resource not watched');
   }
 
   /**
@@ -332,6 +344,7 @@ export class RolloutController {
     const groupVersions = [...new Set(kinds.map((k) => `${k.resource!.group}/${k.resource!.version}`))];
     const signal = this.discoveryAbort?.signal;
     const answers = new Map<string, DiscoveryAnswer>();
+    const { logger } = this.config;
     await Promise.all(
       groupVersions.map(async (groupVersion) => {
         const [group, version] = groupVersion.split('/') as [string, string];
@@ -339,11 +352,11 @@ export class RolloutController {
           answers.set(groupVersion, { resources: await this.discovery.resources(group, version, signal) });
         } catch (error) {
           answers.set(groupVersion, { error: describeApiError(error) });
+          if (!this.stopped) logger.warn({ groupVersion, err: describeApiError(error) }, 'discovery failed; the kinds it serves keep their current state');
         }
       }),
     );
     if (this.stopped) return;
-    const { logger } = this.config;
     const starts: Promise<void>[] = [];
     for (const kind of kinds) {
       const { watch } = kind;
@@ -354,10 +367,10 @@ export class RolloutController {
         if (!initial) logger.info({ resource: watch.name }, 'resource served now: watching it');
         starts.push(this.startKind(kind));
       } else if (served.served === 'unknown') {
-        logger.warn({ resource: watch.name, reason: served.reason }, 'discovery failed; keeping the current state');
         if (watch.watching) continue;
+        // Every Kubernetes serves the built-in kinds; an optional one waits for an answer.
         if (initial && resource.builtIn) starts.push(this.startKind(kind));
-        else if (initial) watch.notWatched(`${served.reason}; tried again at the next discovery`);
+        else if (initial) watch.notWatched(`${served.reason}; ${this.retryNote}`);
       } else if (watch.watching) {
         watch.stop(served.reason);
         this.dropWorkloads(resource);

@@ -44,8 +44,10 @@ export interface KindWatchOptions {
   metrics: ControllerMetrics;
   /** Every informer event, while the kind is watched. */
   handle: (type: InformerEvent, object: unknown) => void;
-  /** An optional kind stopped itself: its list or watch answered 403 or 404. */
-  onUnavailable: (reason: string) => void;
+  /** An optional kind stopped itself: its list or watch answered `status` (403 or 404). */
+  onUnavailable: (reason: string, status: number) => void;
+  /** What happens next to a kind that stopped itself, for its reason (e.g. `tried again at the next discovery`). */
+  retryNote: string;
 }
 
 interface Watched {
@@ -150,9 +152,9 @@ export class KindWatch {
       const status = httpStatus(error);
       if (!this.options.required && (status === 403 || status === 404)) {
         const where = namespace === undefined ? '' : ` in namespace ${namespace}`;
-        const reason = `cannot list and watch${where} (${describeApiError(error)}); tried again at the next discovery`;
+        const reason = `cannot list and watch${where} (${describeApiError(error)}); ${this.options.retryNote}`;
         this.stop(reason);
-        this.options.onUnavailable(reason);
+        this.options.onUnavailable(reason, status);
         return;
       }
       // client-node stops an informer whose list or watch failed (other than 410): start it again;
