@@ -288,7 +288,7 @@ describe('test API server shaped like an Argo CD cluster', () => {
     expect(await plurals()).toEqual(['applications', 'appprojects']);
     await expect(custom.listNamespacedCustomObject({ group: 'argoproj.io', version: 'v1alpha1', namespace: NS, plural: 'rollouts' })).rejects.toMatchObject({ code: 404 });
 
-    await extensions.createCustomResourceDefinition({ body: rolloutCrd() as V1CustomResourceDefinition });
+    await extensions.createCustomResourceDefinition({ body: rolloutCrd() as unknown as V1CustomResourceDefinition });
     expect(await plurals()).toEqual(['applications', 'appprojects', 'rollouts']);
     expect((await extensions.readCustomResourceDefinition({ name: 'rollouts.argoproj.io' })).spec.names.kind).toBe('Rollout');
     await custom.createNamespacedCustomObject({ group: 'argoproj.io', version: 'v1alpha1', namespace: NS, plural: 'rollouts', body: canary() });
