@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { kustomizeBuild } from '../../support/kustomize.js';
 import { locatePeer } from './locate.js';
 
 /**
@@ -104,11 +105,7 @@ function runCli(root: string, args: string[], dir: string): void {
  */
 function renderWebhooks(root: string): string {
   const overlay = join(root, 'manifests', 'overlays', 'enforce');
-  const kubectl = spawnSync('kubectl', ['kustomize', overlay], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const rendered = kubectl.status === 0 ? kubectl.stdout : spawnSync('kustomize', ['build', overlay], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const text = typeof rendered === 'string' ? rendered : rendered.status === 0 ? rendered.stdout : undefined;
-  if (text === undefined) throw new Error(`cannot render ${overlay}: kubectl kustomize (or kustomize build) v5 is needed: ${kubectl.stderr || kubectl.error}`);
-  const configurations = parseAllDocuments(text)
+  const configurations = parseAllDocuments(kustomizeBuild(overlay))
     .map((document) => document.toJS() as { kind?: string; webhooks?: Record<string, unknown>[] })
     .filter((object) => object.kind === 'MutatingWebhookConfiguration' || object.kind === 'ValidatingWebhookConfiguration');
   if (configurations.length !== 2) throw new Error(`expected a mutating and a validating webhook configuration in ${overlay}, got ${configurations.length}`);
