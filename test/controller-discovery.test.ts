@@ -226,7 +226,7 @@ describe('gitops-guard controller (CLI) on a cluster with Argo CD and without Ar
     const { api, kubeConfig } = await cluster(ARGOCD_CLUSTER_RESOURCES);
     const dir = mkdtempSync(join(tmpdir(), 'gg-controller-argocd-'));
     const keyFile = join(dir, 'checksum.key');
-    writeFileSync(keyFile, `${CONTROLLER_TEST_KEY.toString('utf8')}\n`);
+    writeFileSync(keyFile, `${CONTROLLER_TEST_KEY.toString('utf8')}\n`, { mode: 0o600 });
     api.put(configMap(NS, 'app-config', { LOG_LEVEL: 'info' }));
     await admit(api, kubeConfig, webDeployment());
     let controller: RunningController | undefined;
