@@ -39,7 +39,7 @@ function ownerOnlyRules(dir: string): string {
 const web = () => deployment('shop', 'web', { containers: [{ name: 'web', image: 'web:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] });
 
 async function mutate(port: number, ca: Buffer, object = web()): Promise<{ allowed: boolean; patch?: string }> {
-  const answer = await httpsRequest({ port, ca, method: 'POST', path: '/mutate', servername: 'localhost', body: JSON.stringify(reviewFor(object)) });
+  const answer = await httpsRequest({ port, ca, method: 'POST', path: '/mutate', body: JSON.stringify(reviewFor(object)) });
   expect(answer.status).toBe(200);
   return JSON.parse(answer.body).response;
 }
@@ -120,7 +120,7 @@ describe('first run without a checksum key', () => {
     // Still serving, with the last good rules; nothing crashed and nothing was generated.
     expect(server.child.exitCode).toBeNull();
     expect(await mutate(server.port, ca)).toEqual({ uid: expect.any(String), allowed: true });
-    const metrics = await httpsRequest({ port: server.port, ca, path: '/metrics', servername: 'localhost' });
+    const metrics = await httpsRequest({ port: server.port, ca, path: '/metrics' });
     expect(metrics.body).toMatch(/^gitops_guard_rules_last_reload_success 0$/m);
     expect(existsSync(join(cwd, 'certs', 'checksum.key'))).toBe(false);
   });
