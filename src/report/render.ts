@@ -27,7 +27,7 @@ export type Encoding = 'yaml' | 'json';
 /** The reports as a List, for `kubectl apply -f -`. YAML lines are never folded, so messages stay on one line. */
 export function renderReports(reports: readonly PolicyReport[], encoding: Encoding): string {
   const list = toList(reports);
-  return encoding === 'json' ? `${JSON.stringify(list, null, 2)}\n` : stringify(list, { lineWidth: 0 });
+  return encoding === 'json' ? `${JSON.stringify(list, null, 2)}\n` : stringify(list, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type AnySchemaObject, type ErrorObject } from 'ajv';
+import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 
 /**
@@ -22,7 +22,7 @@ import { parse } from 'yaml';
  * - `format: int32` / `int64`: integer ranges; any other format is refused (ajv strict mode).
  * - `metadata` (`type: object` in every CRD): the API server validates it as ObjectMeta, so it is
  *   checked here with ObjectMeta's rules for what reports use: DNS names, label keys and values,
- *   and the 256 KiB limit on annotations.
+ *   the 256 KiB limit on annotations, and no field ObjectMeta does not have.
  *
  * Besides the schema, the object's apiVersion must be a served version of the CRD, its kind the
  * CRD's kind, and `metadata.namespace` present exactly when the CRD is namespaced.
@@ -105,6 +105,15 @@ const OBJECT_META: AnySchemaObject = {
     namespace: { type: 'string', maxLength: 63, pattern: DNS_LABEL },
     labels: { type: 'object', propertyNames: { maxLength: 316, pattern: QUALIFIED_NAME }, additionalProperties: { type: 'string', maxLength: 63, pattern: LABEL_VALUE } },
     annotations: { type: 'object', propertyNames: { maxLength: 316, pattern: QUALIFIED_NAME }, additionalProperties: { type: 'string' } },
+    // The rest of ObjectMeta, set by the API server or other writers: allowed, not checked further.
+    ...Object.fromEntries(
+      ['generateName', 'uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp'].map((k) => [k, { type: 'string' }]),
+    ),
+    generation: { type: 'integer' },
+    deletionGracePeriodSeconds: { type: 'integer' },
+    ownerReferences: { type: 'array' },
+    finalizers: { type: 'array', items: { type: 'string' } },
+    managedFields: { type: 'array' },
   },
 };
 export const ANNOTATIONS_LIMIT_BYTES = 256 * 1024;
@@ -114,13 +123,13 @@ export type CrdValidator = (object: unknown) => string[];
 /** A validator for objects of one CRD, in any of its served versions. */
 export function crdValidator(crd: Crd): CrdValidator {
   const ajv = newAjv();
-  const byVersion = new Map(
+  const byVersion = new Map<string, ValidateFunction>(
     crd.spec.versions
       .filter((v) => v.served)
       .map((v) => {
         const schema = structural(v.schema.openAPIV3Schema, `${crd.spec.names.plural}/${v.name}`);
         schema.properties = { ...schema.properties, metadata: OBJECT_META };
-        return [`${crd.spec.group}/${v.name}`, ajv.compile(schema)] as const;
+        return [`${crd.spec.group}/${v.name}`, ajv.compile(schema)];
       }),
   );
   return (object: unknown) => {
