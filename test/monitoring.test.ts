@@ -32,7 +32,7 @@ const component = (file: string) => readFileSync(join(COMPONENT, file), 'utf8');
 const docs = (file: string) => parseAllDocuments(component(file)).map((d) => d.toJS() as KubeObject & Record<string, any>);
 
 /** `kubectl kustomize` of an overlay with the component added, as docs/operations.md tells users to. */
-function withMonitoring(overlay: Overlay): (KubeObject & Record<string, any>)[] {
+function withMonitoring(overlay: Overlay, extra = ''): (KubeObject & Record<string, any>)[] {
   const dir = mkdtempSync(join(tmpdir(), 'gg-monitoring-'));
   try {
     // kustomize refuses absolute paths; a relative one from the temporary directory works anywhere.
@@ -45,7 +45,7 @@ function withMonitoring(overlay: Overlay): (KubeObject & Record<string, any>)[] 
         `  - ${relative(dir, join(MANIFESTS, 'overlays', overlay))}`,
         'components:',
         `  - ${relative(dir, COMPONENT)}`,
-        '',
+        extra,
       ].join('\n'),
     );
     return parseAllDocuments(kustomizeBuild(dir)).map((d) => d.toJS());
@@ -143,6 +143,15 @@ describe('the monitoring component', () => {
     }
     // hack/install-certs.sh writes ca.crt into the TLS Secret too.
     expect(readFileSync(join(MANIFESTS, '..', 'hack', 'install-certs.sh'), 'utf8')).toMatch(/--from-file=ca\.crt=/);
+  });
+
+  it('takes the label patch docs/operations.md shows for selecting Prometheus', () => {
+    const section = readFileSync(join(MANIFESTS, '..', 'docs', 'operations.md'), 'utf8').split('\n## Monitoring component\n')[1]!.split('\n## ')[0]!;
+    const patch = [...section.matchAll(/^( *)```yaml\n([\s\S]*?)^\1```$/gm)].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), '')).find((b) => b.startsWith('patches:'));
+    expect(patch).toBeDefined();
+    const objects = withMonitoring('audit', patch);
+    const labelled = objects.filter((o) => o.metadata!.labels?.release === 'kube-prometheus-stack').map(id).sort();
+    expect(labelled).toEqual(['PrometheusRule/gitops-guard', 'ServiceMonitor/gitops-guard', 'ServiceMonitor/gitops-guard-controller']);
   });
 
   it('ships the dashboard as a ConfigMap for Grafana\'s sidecar, with the file unchanged', () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -225,5 +225,21 @@ describe('the CRD validator handles the Kubernetes schema extensions', () => {
     expect(validate({ ...thing({}), metadata: { name: 'Not_A_Name', namespace: 'ns' } }).join()).toContain('/metadata/name');
     expect(validate({ ...thing({}), metadata: { name: 'a', namespace: 'ns', uid: 'x', generation: 2 } })).toEqual([]);
     expect(validate({ ...thing({}), metadata: { name: 'a', namespace: 'ns', label: { a: 'b' } } }).join()).toContain('(label)');
+  });
+});
+
+describe('docs/reports.md', () => {
+  const markdown = readFileSync(join(CORPUS_DIR, '..', '..', '..', 'docs', 'reports.md'), 'utf8');
+
+  it('its example report validates against the CRD', () => {
+    const example = [...markdown.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => parse(m[1]!) as PolicyReport).find((o) => o?.kind === 'ClusterPolicyReport');
+    expect(example).toBeDefined();
+    expect(errors(example!)).toEqual([]);
+  });
+
+  it('lists every built-in check with its severity, and the budgets the code uses', () => {
+    for (const check of Object.values(CHECKS)) expect(markdown).toMatch(new RegExp(`^\\| \`${check.check}\` \\| \`${check.rule}\` \\| ${check.severity}\\b`, 'm'));
+    expect(markdown).toContain(`| ${DEFAULT_REPORT_MAX_BYTES / 1024} KiB (default) |`);
+    expect(markdown).toContain(`| ${SERVER_SIDE_APPLY_REPORT_MAX_BYTES / 1024 / 1024} MiB |`);
   });
 });
