@@ -256,3 +256,26 @@ describe('docs/operations.md', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// docs/controller.md against the controller's flags and metrics
+
+describe('docs/controller.md', () => {
+  const controllerDoc = doc('controller.md');
+
+  it('documents every controller flag with its environment variable, and every controller metric', async () => {
+    const { controllerHelp } = await import('../src/cli/controller.js');
+    const flags = [...controllerHelp.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)(?: VALUE)?\s+.*?(?:\(env (\w+)|$)/gm)].map((m) => [m[1]!, m[2]] as const);
+    expect(flags.length).toBeGreaterThan(20);
+    for (const [flag, env] of flags) {
+      if (flag === '--help') continue;
+      expect(controllerDoc, flag).toContain(`\`${flag}\``);
+      if (env) expect(controllerDoc, env).toContain(`\`${env}\``);
+    }
+    const { Registry } = await import('prom-client');
+    const { createControllerMetrics } = await import('../src/controller/metrics.js');
+    const registry = new Registry();
+    createControllerMetrics(registry, () => 0);
+    for (const metric of await registry.getMetricsAsJSON()) expect(controllerDoc, metric.name).toContain(`\`${metric.name}\``);
+  });
+});

@@ -11,7 +11,7 @@ import { WORKLOAD_RESOURCES } from '../src/controller/kube-api.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, deployment as kubeDeployment, KubeApiServer, secret } from './support/kube-api-server.js';
+import { ARGOCD_CLUSTER_RESOURCES, configMap, deployment as kubeDeployment, KubeApiServer, rolloutCrd, secret } from './support/kube-api-server.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 import {
@@ -433,7 +433,8 @@ describe('the controller started as the manifests start it', () => {
   let api: KubeApiServer;
   let child: ChildProcess | undefined;
   beforeAll(async () => {
-    api = await KubeApiServer.start();
+    // The cluster people run it on: Argo CD installed (argoproj.io/v1alpha1 served), Argo Rollouts not yet.
+    api = await KubeApiServer.start({ resources: ARGOCD_CLUSTER_RESOURCES });
   });
   afterEach(() => {
     child?.kill('SIGKILL');
@@ -493,9 +494,11 @@ describe('the controller started as the manifests start it', () => {
       );
       api.clearRequests();
 
+      expect(args.some((a) => a.startsWith('--discovery-interval-ms')), 'the manifests keep the default discovery interval').toBe(false);
       child = spawn(process.execPath, [CLI, 'controller', ...args], {
         cwd: root,
-        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig() },
+        // Discovery every 200 ms instead of 30 s, so the Rollout CRD installed below is picked up quickly.
+        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig(), GITOPS_GUARD_DISCOVERY_INTERVAL_MS: '200' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
@@ -518,6 +521,21 @@ describe('the controller started as the manifests start it', () => {
       expect(only(overlay, 'Role', LEADER_ELECTION).metadata.namespace).toBe(namespace);
       await waitFor('the rollout', () => api.patches.some((p) => p.path === `/apis/apps/v1/namespaces/${ns}/deployments/app` && p.status === 200));
       await waitFor('the event', () => api.requests.some((r) => r.method === 'POST' && r.path === `/api/v1/namespaces/${ns}/events`));
+      // Argo Rollouts installed while it runs: a Rollout stamped with a wrong value is corrected.
+      api.put(rolloutCrd());
+      api.put({
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Rollout',
+        metadata: { name: 'canary', namespace: ns },
+        spec: {
+          selector: { matchLabels: { app: 'canary' } },
+          template: {
+            metadata: { labels: { app: 'canary' }, annotations: { 'gitops-guard.dev/config-checksum': `v1:${'0'.repeat(64)}` } },
+            spec: { containers: [{ name: 'canary', image: 'canary:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] },
+          },
+        },
+      });
+      await waitFor('the Rollout rolled', () => api.patches.some((p) => p.path === `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts/canary` && p.status === 200));
 
       // Every API request it made is one its ClusterRole (or, for the Lease, its Role) grants.
       const role = only(overlay, 'ClusterRole', CONTROLLER);
@@ -534,7 +552,22 @@ describe('the controller started as the manifests start it', () => {
         expect(granted(group === 'coordination.k8s.io' ? leader.rules : role.rules, group, resource, verb), `${request.method} ${request.path}${request.query} needs ${grant}`).toBe(true);
       }
       // The run exercised every kind of call the static check above found.
-      for (const call of ['list /configmaps', 'watch /configmaps', 'list /secrets', 'watch /secrets', 'watch apps/deployments', 'get apps/deployments', 'patch apps/deployments', 'create /events', 'get coordination.k8s.io/leases', 'create coordination.k8s.io/leases']) {
+      for (const call of [
+        'list /configmaps',
+        'watch /configmaps',
+        'list /secrets',
+        'watch /secrets',
+        'watch apps/deployments',
+        'get apps/deployments',
+        'patch apps/deployments',
+        'list argoproj.io/rollouts',
+        'watch argoproj.io/rollouts',
+        'get argoproj.io/rollouts',
+        'patch argoproj.io/rollouts',
+        'create /events',
+        'get coordination.k8s.io/leases',
+        'create coordination.k8s.io/leases',
+      ]) {
         expect(needed, call).toContain(call);
       }
 

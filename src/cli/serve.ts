@@ -1,14 +1,17 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LevelWithSilent } from 'pino';
-import { generateChecksumKey, loadChecksumKey } from '../actions/checksum/key.js';
+import { generateChecksumKey } from '../actions/checksum/key.js';
+import { createRegistry } from '../actions/registry.js';
 import { generateCertificates, writeCertificates } from '../certs/generate.js';
 import { ClientNodeReader } from '../kube/client-node-reader.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { UnavailableKubeReader, type KubeReader } from '../kube/reader.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
+import { loadRuleSetFile } from '../rules/load.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
+import { DEFAULT_CHECKSUM_KEY_PATH, requireNoStampingWithoutKey, startupChecksumKey } from './checksum-key.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 
 const flags: FlagSpecs = {
@@ -19,7 +22,7 @@ const flags: FlagSpecs = {
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); re-read on change (default: the shipped default rules)' },
   mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: each rule\'s own mode; audit: every rule in audit mode' },
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
-  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums' },
+  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: DEFAULT_CHECKSUM_KEY_PATH, description: 'HMAC key file for config checksums (create one with `gitops-guard checksum-key`); needed only when the rules stamp checksums' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
   'reload-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RELOAD_INTERVAL_MS', default: '2000', description: 'How often certificate and rules files are checked for changes' },
   'shutdown-delay-ms': { type: 'string', env: 'GITOPS_GUARD_SHUTDOWN_DELAY_MS', default: '0', description: 'On SIGTERM, keep serving this long after readiness turns false' },
@@ -105,9 +108,12 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     return 0;
   }
   if (config.devCerts) ensureDevelopmentFiles(config, io);
-  // Certificates and rules are checked by startServer before it listens (one-line errors).
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  // The key is needed only when the rules stamp checksums; startServer then checks certificates
+  // and the rules (again: a later reload must not add a stamping rule a missing key cannot serve).
+  const registry = createRegistry();
+  const checksumKey = startupChecksumKey(config.checksumKeyPath, loadRuleSetFile(config.rulesPath, registry));
   const logger = createLogger(config.logLevel);
+  if (!checksumKey) logger.info({ checksumKey: config.checksumKeyPath }, 'no checksum key: the rules stamp no config checksums (a reload that adds a stamping rule is refused until restarted with a key)');
   const { kube, description } = kubeReaderFor(config);
   logger.info({ kubernetesApi: description }, 'kubernetes reads');
   const running = await startServer({
@@ -118,7 +124,9 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     rulesPath: config.rulesPath,
     modeOverride: config.mode === 'audit' ? 'audit' : undefined,
     kube,
+    registry,
     settings: { checksumKey },
+    checkRules: checksumKey ? undefined : requireNoStampingWithoutKey(config.checksumKeyPath),
     logger,
     reloadIntervalMs: config.reloadIntervalMs,
     shutdownDelayMs: config.shutdownDelayMs,

@@ -7,6 +7,7 @@ export interface ControllerMetrics {
   reconciles: Counter<'result'>;
   queueDepth: Gauge;
   watchRestarts: Counter<'resource'>;
+  resourceWatched: Gauge<'resource'>;
   leader: Gauge;
   /** The latest cluster scan's results (scan-metrics.ts); set by the leader's scan. */
   scan: ScanMetrics;
@@ -45,6 +46,12 @@ export function createControllerMetrics(registry: Registry, queueDepth: () => nu
     watchRestarts: new Counter({
       name: 'gitops_guard_controller_watch_restarts_total',
       help: 'Watches re-established after they ended, failed or expired (410 Gone), by resource.',
+      labelNames: ['resource'],
+      registers,
+    }),
+    resourceWatched: new Gauge({
+      name: 'gitops_guard_controller_resource_watched',
+      help: '1 while the resource is watched, 0 while it is not (not served by the API, or its list is refused); /readyz says why.',
       labelNames: ['resource'],
       registers,
     }),

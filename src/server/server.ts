@@ -5,7 +5,8 @@ import type { ActionSettings } from '../actions/types.js';
 import { createRegistry, type ActionRegistry } from '../actions/registry.js';
 import type { KubeReader } from '../kube/reader.js';
 import { RuleStore } from '../rules/store.js';
-import type { RuleMode } from '../rules/types.js';
+import type { RuleProblem } from '../rules/load.js';
+import type { RuleMode, RuleSet } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -23,6 +24,8 @@ export interface ServerOptions {
   logger: Logger;
   registry?: ActionRegistry;
   metrics?: Metrics;
+  /** Refuses rule sets this process cannot run (see RuleStore), at start-up and at every reload. */
+  checkRules?: (ruleSet: RuleSet) => RuleProblem[];
   /** How often certificate and rules files are checked for changes. */
   reloadIntervalMs?: number;
   /** After readiness turns false on shutdown, keep serving this long so endpoints drop us first. */
@@ -53,7 +56,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics.rulesReloads.inc({ result: ok ? 'success' : 'failure' });
     if (!ok) metrics.errors.inc({ type: 'rules_reload' });
     metrics.rulesLoaded.set(ruleSet.rules.length);
-  });
+  }, options.checkRules);
   metrics.setCertificateNotAfter(credentials.notAfter);
 
   let shuttingDown = false;
