@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
@@ -12,6 +13,7 @@ import { parseRuleSet } from '../src/rules/load.js';
 import { ruleSetSchema } from '../src/rules/schema.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { createMetrics } from '../src/server/metrics.js';
+import { createControllerMetrics } from '../src/controller/metrics.js';
 import { testApp } from './support/app.js';
 import { applyResponsePatch, reviewFor } from './support/review.js';
 
@@ -257,25 +259,38 @@ describe('docs/argocd.md', () => {
 describe('docs/operations.md', () => {
   const markdown = doc('operations.md');
   const registered = async () => (await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name);
+  const controllerRegistered = async () => {
+    const registry = new Registry();
+    createControllerMetrics(registry, () => 0);
+    return (await registry.getMetricsAsJSON()).map((m) => m.name);
+  };
 
   it('documents every gitops-guard metric, and names no metric that does not exist', async () => {
     const names = await registered();
     expect(names.length).toBeGreaterThan(5);
     for (const name of names) expect(markdown, name).toContain(`\`${name}\``);
+    // The controller's metrics are documented in controller.md; operations.md may name them too.
+    const known = [...names, ...(await controllerRegistered())];
     const mentioned = new Set([...markdown.matchAll(/\bgitops_guard_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
     const defaults = /^gitops_guard_(process_|nodejs_)/;
-    for (const name of mentioned) if (!defaults.test(name)) expect(names, `docs/operations.md names ${name}`).toContain(name);
+    for (const name of mentioned) if (!defaults.test(name)) expect(known, `docs/operations.md names ${name}`).toContain(name);
   });
 
-  it('has a PrometheusRule that parses and alerts on certificate expiry and failed rule reloads', () => {
-    const rules = fenced(markdown, 'yaml')
-      .flatMap((block) => parseAllDocuments(block).map((d) => d.toJS() as { kind?: string; spec?: { groups: { rules: { alert: string; expr: string }[] }[] } }))
-      .filter((o) => o?.kind === 'PrometheusRule');
-    expect(rules).toHaveLength(1);
-    const alerts = rules[0]!.spec!.groups.flatMap((g) => g.rules);
+  it('documents every alert the monitoring component ships, and no other, and they alert on certificate expiry and failed rule reloads', () => {
+    const rule = parse(readFileSync(join(ROOT, 'manifests', 'components', 'monitoring', 'prometheus-rule.yaml'), 'utf8')) as { spec: { groups: { rules: { alert: string; expr: string }[] }[] } };
+    const alerts = rule.spec.groups.flatMap((g) => g.rules);
+    const alertsSection = sections(markdown, 3).get('Alerts')!;
+    const documented = [...alertsSection.matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1]!);
+    expect(documented.sort()).toEqual(alerts.map((a) => a.alert).sort());
     const exprs = alerts.map((a) => a.expr.replace(/\s+/g, ' ')).join('\n');
-    expect(exprs).toContain('gitops_guard_certificate_expiry_seconds < 14 * 24 * 3600');
-    expect(exprs).toContain('gitops_guard_rules_last_reload_success == 0');
+    expect(exprs).toContain('(gitops_guard_certificate_expiry_seconds) < 14 * 24 * 3600');
+    expect(exprs).toContain('(gitops_guard_rules_last_reload_success) == 0');
+  });
+
+  it('shows how to add the monitoring component (test/monitoring.test.ts renders its patch)', () => {
+    const section = sections(markdown, 2).get('Monitoring component')!;
+    expect(section).toContain('  - ../../components/monitoring');
+    for (const path of section.match(/\bmanifests\/[\w./-]*[\w/]/g) ?? []) expect(existsSync(join(ROOT, path)), path).toBe(true);
   });
 
   it('states the failure policies the manifests ship', () => {

@@ -20,3 +20,4 @@ export {
   type ReconcileOutcome,
 } from './reconcile.js';
 export { createControllerMetrics, type ControllerMetrics } from './metrics.js';
+export { createScanMetrics, MAX_CHECK_RULES, type ScanMetrics, type ScanRun } from './scan-metrics.js';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { createScanMetrics, type ScanMetrics } from './scan-metrics.js';
 
 export interface ControllerMetrics {
   rollouts: Counter<'kind'>;
@@ -8,6 +9,8 @@ export interface ControllerMetrics {
   watchRestarts: Counter<'resource'>;
   resourceWatched: Gauge<'resource'>;
   leader: Gauge;
+  /** The latest cluster scan's results (scan-metrics.ts); set by the leader's scan. */
+  scan: ScanMetrics;
 }
 
 /** The controller's metrics, on the registry given (the controller pod's /metrics). */
@@ -53,5 +56,6 @@ export function createControllerMetrics(registry: Registry, queueDepth: () => nu
       registers,
     }),
     leader: new Gauge({ name: 'gitops_guard_controller_leader', help: '1 while this replica holds the leader lease.', registers }),
+    scan: createScanMetrics(registry),
   };
 }
