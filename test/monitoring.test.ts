@@ -278,7 +278,7 @@ describe('PromQL in the dashboard and the alerts', () => {
       guard = await startGuardServer();
       dir = mkdtempSync(join(tmpdir(), 'gg-monitoring-'));
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'checksum.key'), 'monitoring-test-key-0123456789abcdef\n');
+      writeFileSync(join(dir, 'checksum.key'), 'monitoring-test-key-0123456789abcdef\n', { mode: 0o600 });
       const result = await runController(
         [
           `--kubeconfig=${api.writeKubeconfig()}`,
