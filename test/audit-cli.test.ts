@@ -6,8 +6,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checksumV2 } from '../src/actions/checksum/encoding.js';
 import { runAudit } from '../src/cli/audit.js';
-import type { JsonObject, JsonReport } from '../src/audit/report.js';
+import { SECRET_CHECKSUM_NOTE, type JsonObject, type JsonReport } from '../src/audit/report.js';
 import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
 import { stringify } from 'yaml';
 
@@ -132,9 +133,12 @@ describe('gitops-guard audit: real manifests', () => {
     ]);
     for (const workload of consumers) {
       const rendering = workload.renderings[0]!;
+      // Under the public audit key, a checksum over a Secret is never printed (it would be a brute-force oracle).
+      const coversSecret = rendering.configSources.some((s) => s.kind === 'Secret');
       expect(rendering.checksums, workload.name!).toEqual([
-        expect.objectContaining({ rule: 'stamp-config-checksum', status: 'stamped', value: expect.stringMatching(/^v1:[0-9a-f]{64}$/) }),
+        expect.objectContaining({ rule: 'stamp-config-checksum', status: 'stamped', value: coversSecret ? '[redacted]' : expect.stringMatching(/^v2:[0-9a-f]{64}$/) }),
       ]);
+      if (coversSecret) expect(JSON.stringify(rendering)).not.toMatch(/v2:[0-9a-f]{64}/);
       for (const source of rendering.configSources.filter((s) => s.kind === 'ConfigMap')) {
         expect(source).toMatchObject({ namespace: 'argocd', from: 'input' });
       }
@@ -149,13 +153,31 @@ describe('gitops-guard audit: real manifests', () => {
 
   it('checksums are deterministic, and --checksum-key gives the cluster key its own values', async () => {
     const keyFile = join(scratch, 'checksum.key');
-    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`);
-    const first = await auditJson(['-f', ARGOCD, '-n', 'argocd']);
-    const second = await auditJson(['-f', ARGOCD, '-n', 'argocd']);
-    const keyed = await auditJson(['-f', ARGOCD, '-n', 'argocd', '--checksum-key', keyFile]);
-    const value = (r: JsonReport) => find(r, 'Deployment', 'argocd-server')!.renderings[0]!.checksums[0]!.value;
-    expect(value(second.report)).toBe(value(first.report));
-    expect(value(keyed.report)).not.toBe(value(first.report));
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const manifests = join(scratch, 'checksum-keys.yaml');
+    const consumer = (name: string, envFrom: unknown[]) => deployment('apps', name, { containers: [{ name: 'c', image: 'c:1', envFrom }] });
+    writeFileSync(
+      manifests,
+      [
+        configMap('apps', 'settings', { mode: 'fast' }),
+        secret('apps', 'token', { token: 'abc' }),
+        consumer('config-only', [{ configMapRef: { name: 'settings' } }]),
+        consumer('with-secret', [{ configMapRef: { name: 'settings' } }, { secretRef: { name: 'token' } }]),
+      ]
+        .map((o) => stringify(o))
+        .join('---\n'),
+    );
+    const first = await auditJson(['-f', manifests]);
+    const second = await auditJson(['-f', manifests]);
+    const keyed = await auditJson(['-f', manifests, '--checksum-key', keyFile]);
+    const value = (r: JsonReport, name: string) => find(r, 'Deployment', name)!.renderings[0]!.checksums[0]!.value;
+    expect(value(first.report, 'config-only')).toMatch(/^v2:[0-9a-f]{64}$/);
+    expect(value(second.report, 'config-only')).toBe(value(first.report, 'config-only'));
+    expect(value(keyed.report, 'config-only')).toMatch(/^v2:[0-9a-f]{64}$/);
+    expect(value(keyed.report, 'config-only')).not.toBe(value(first.report, 'config-only'));
+    // Over a Secret: never under the public key; the cluster key's value is shown.
+    expect(value(first.report, 'with-secret')).toBe('[redacted]');
+    expect(value(keyed.report, 'with-secret')).toMatch(/^v2:[0-9a-f]{64}$/);
     expect(keyed.report.checksumKey).toEqual({ source: 'file' });
   });
 
@@ -205,7 +227,9 @@ describe('gitops-guard audit: the Airflow case', () => {
       ['Secret', 'pdp-dev-airflow-webserver-secret-key', 'input'],
     ]);
     expect(pdp.checksums[0]!.status).toBe('stamped');
-    expect(pdp.checksums[0]!.value).not.toBe(smartdq.checksums[0]!.value);
+    expect(pdp.checksums[0]!.value).toBe('[redacted]');
+    expect(pdp.notes).toContain(SECRET_CHECKSUM_NOTE);
+    expect(smartdq.checksums[0]!.value).toBe('[redacted]');
   });
 
   it('the table names both owners and where they render the object, without colour off a terminal', async () => {
@@ -347,6 +371,39 @@ describe('gitops-guard audit: --kubeconfig', () => {
     expect(JSON.stringify(report)).not.toContain(Buffer.from('live-token').toString('base64'));
     // Each live object and each ConfigMap/Secret was read once.
     expect(api.requestsTo(objectPath('ConfigMap', 'shop', 'web-config'))).toHaveLength(1);
+  });
+
+  it('prints no checksum of a live Secret under the public audit key: nothing to brute-force offline', async () => {
+    const PIN = '0815';
+    api.put(secret('bank', 'pin', { code: PIN }));
+    const workload = deployment('bank', 'teller', { containers: [{ name: 'c', image: 'c:1', env: [{ name: 'PIN', valueFrom: { secretKeyRef: { name: 'pin', key: 'code' } } }] }] });
+    const manifests = join(scratch, 'teller.yaml');
+    writeFileSync(manifests, stringify(workload));
+
+    // The attack: every value the audit prints is compared with the checksum of each guess under
+    // the public key (32 zero bytes). With 0.1 the third guess matched.
+    const guesses = Array.from({ length: 10_000 }, (_, i) => String(i).padStart(4, '0'));
+    const publicChecksum = (guess: string) =>
+      checksumV2(Buffer.alloc(32, 0), 'bank', [{ kind: 'Secret', name: 'pin', keys: new Set(['code']), content: new Map([['code', Buffer.from(guess)]]) }]);
+    const lookup = new Map(guesses.map((guess) => [publicChecksum(guess), guess]));
+    for (const format of ['json', 'table']) {
+      const run = await audit(['-f', manifests, '--kubeconfig', api.writeKubeconfig(), '--format', format]);
+      expect(run.code).toBe(0);
+      const printed = [...(run.stdout + run.stderr).matchAll(/v\d+:[0-9a-f]{64}/g)].map((m) => m[0]);
+      expect(printed.filter((value) => lookup.has(value)), format).toEqual([]);
+      expect(printed, format).toEqual([]);
+      expect(run.stdout).toContain('[redacted]');
+    }
+    // The lookup table is sound: the right checksum is in it.
+    expect(lookup.get(publicChecksum(PIN))).toBe(PIN);
+
+    // With the cluster's key file the value is the one the cluster stamps, and it is shown.
+    const keyFile = join(scratch, 'bank.key');
+    writeFileSync(keyFile, 'cluster-key-'.repeat(4), { mode: 0o600 });
+    const keyed = await auditJson(['-f', manifests, '--kubeconfig', api.writeKubeconfig(), '--checksum-key', keyFile]);
+    const value = find(keyed.report, 'Deployment', 'teller', 'bank')!.renderings[0]!.checksums[0]!.value!;
+    expect(value).toMatch(/^v2:[0-9a-f]{64}$/);
+    expect(lookup.has(value)).toBe(false);
   });
 });
 

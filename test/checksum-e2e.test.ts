@@ -27,7 +27,7 @@ let lines: string[];
 beforeAll(async () => {
   api = await KubeApiServer.start();
   const certs = certDir();
-  writeFileSync(join(certs, 'checksum.key'), '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n');
+  writeFileSync(join(certs, 'checksum.key'), '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n', { mode: 0o600 });
   const kubeConfig = loadKubeConfig(api.writeKubeconfig());
   const captured = capturingLogger('debug');
   lines = captured.lines;
@@ -73,7 +73,7 @@ describe('config checksums over HTTPS against the test API server', () => {
     expect(created.allowed).toBe(true);
     expect(created.patchType).toBe('JSONPatch');
     const admitted = applyResponsePatch(web, created.patch);
-    expect(annotationOf(admitted)).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(annotationOf(admitted)).toMatch(/^v2:[0-9a-f]{64}$/);
     expect((admitted as any).spec.template.metadata.annotations['checksum/config']).toBe('from-the-chart');
     expect(api.requestsTo(objectPath('ConfigMap', 'shop', 'web-config'))).toHaveLength(1);
     expect(api.requestsTo(objectPath('Secret', 'shop', 'web-secret'))).toHaveLength(1);
@@ -88,7 +88,7 @@ describe('config checksums over HTTPS against the test API server', () => {
     api.put(configMap('shop', 'web-config', { 'app.yaml': 'color: green\n', unused: '2' }));
     const changed = await mutate(admitted, { operation: 'UPDATE', oldObject: admitted });
     expect(decodePatch(changed.patch)).toEqual([
-      { op: 'replace', path: '/spec/template/metadata/annotations/gitops-guard.dev~1config-checksum', value: expect.stringMatching(/^v1:/) },
+      { op: 'replace', path: '/spec/template/metadata/annotations/gitops-guard.dev~1config-checksum', value: expect.stringMatching(/^v2:/) },
     ]);
     expect(annotationOf(applyResponsePatch(admitted, changed.patch))).not.toBe(annotationOf(admitted));
   });
@@ -98,7 +98,7 @@ describe('config checksums over HTTPS against the test API server', () => {
     const web = deployment('shop', 'needs-secret', { containers: [{ name: 'c', image: 'c:1', envFrom: [{ secretRef: { name: 'nowhere' } }] }] });
     const missing = await mutate(web);
     expect(missing.warnings).toEqual(['Secret shop/nowhere not found: pods will not start until it exists']);
-    expect(annotationOf(applyResponsePatch(web, missing.patch))).toMatch(/^v1:/);
+    expect(annotationOf(applyResponsePatch(web, missing.patch))).toMatch(/^v2:/);
 
     api.put(secret('shop', 'nowhere', { a: 'b' }));
     api.fault({ path: objectPath('Secret', 'shop', 'nowhere') }, { status: 403 });

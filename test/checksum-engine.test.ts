@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
 import { applyPatch } from '../src/actions/patch.js';
 import type { KubeObject } from '../src/admission/types.js';
-import { checksumV1 } from '../src/actions/checksum/encoding.js';
+import { checksumV2 } from '../src/actions/checksum/encoding.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate, type EngineDeps } from '../src/rules/engine.js';
@@ -17,9 +17,9 @@ import { requestFor } from './support/review.js';
 /** Checked-in results for fixed inputs: any process, any machine, any release must compute these. */
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'ascii');
 const GOLDEN = {
-  calicoNode: 'v1:e23c35f6a72352903cd47dc192e931542bdf6f2fcb06737628216c26fb4c8fd4',
-  calicoKubeControllers: 'v1:ef21d20f9eecc6706e18f2a7e352bcdecbc40db706eba3e8374c295916cfb462',
-  argocdServer: 'v1:42b25e3f17cfe5339fab2ca3706a2cb30c273e4896bea13e67b7cc5a1301171e',
+  calicoNode: 'v2:d57bf045a37371320bb3e19708fcab1cdeea5ce4fe9bdadc91e62a8bcb4b2a67',
+  calicoKubeControllers: 'v2:b51850cb659db5c5d8e95ed9dba652da6e98bc254748ab6f75b7d9380ef0e0c5',
+  argocdServer: 'v2:2b6a5bdffa70394c296ce965211e31238cd8177bce14460c6481343a5b0418f2',
 };
 
 let api: KubeApiServer;
@@ -80,7 +80,7 @@ describe('default rules stamp config checksums through the engine and the real c
     const data = find(calico, 'ConfigMap', 'calico-config')['data'] as Record<string, string>;
     const keys = ['etcd_ca', 'etcd_cert', 'etcd_endpoints', 'etcd_key'];
     expect(
-      checksumV1(KEY, [
+      checksumV2(KEY, 'kube-system', [
         { kind: 'ConfigMap', name: 'calico-config', keys: new Set(keys), content: new Map(keys.map((k) => [k, Buffer.from(data[k]!)])) },
         { kind: 'Secret', name: 'calico-etcd-secrets', keys: 'all', content: new Map() },
       ]),
@@ -120,7 +120,7 @@ describe('default rules stamp config checksums through the engine and the real c
         expect(value, `${workload.metadata?.name} consumes nothing`).toBeUndefined();
         continue;
       }
-      expect(value).toMatch(/^v1:[0-9a-f]{64}$/);
+      expect(value).toMatch(/^v2:[0-9a-f]{64}$/);
       values.add(value!);
       expect(new Set(api.requests.map((r) => r.path)).size).toBe(api.requests.length);
     }
@@ -131,7 +131,7 @@ describe('default rules stamp config checksums through the engine and the real c
     const speaker = find(metallb, 'DaemonSet', 'speaker');
     const evaluation = await evaluate(requestFor(speaker), 'mutate', defaultRules, deps);
     expect(evaluation.warnings).toEqual(['Secret metallb-system/memberlist not found: pods will not start until it exists']);
-    expect(templateAnnotation(applyPatch(speaker, evaluation.patch))).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(templateAnnotation(applyPatch(speaker, evaluation.patch))).toMatch(/^v2:[0-9a-f]{64}$/);
   });
 
   it('idempotent through the engine: the admitted object, sent again as an UPDATE, gets no patch', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +29,29 @@ describe('gitops-guard serve', () => {
     expect(logs.map((l) => JSON.parse(l).msg)).toEqual(expect.arrayContaining(['admission', 'signal received', 'shut down']));
   });
 
+  it('refuses a checksum key file other users can read; warns, without the key, when its group can', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'gg-key-'));
+    writeCertificates(join(cwd, 'certs'), generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1 }));
+    const key = 'secret-key-material-'.repeat(4);
+    const keyPath = join(cwd, 'certs', 'checksum.key');
+    writeFileSync(keyPath, key, { mode: 0o600 });
+    chmodSync(keyPath, 0o644);
+    const env = { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' };
+    const refused = await runCli(['serve', '--port', '0'], { cwd, env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('gitops-guard: checksum key file certs/checksum.key is accessible to other users (mode 0644), make it private: chmod 600 certs/checksum.key\n');
+
+    chmodSync(keyPath, 0o640);
+    const { child, logs, exited, port } = await startServe(['--port', '0'], { cwd });
+    expect((await httpsRequest({ port, ca: readFileSync(join(cwd, 'certs', 'ca.crt')), path: '/readyz' })).status).toBe(200);
+    const warning = logs.map((l) => JSON.parse(l) as { level: string; msg: string }).find((l) => l.msg.startsWith('checksum key file'));
+    expect(warning?.level).toBe('warn');
+    expect(warning?.msg).toMatch(/^checksum key file certs\/checksum\.key is readable by group \d+ \(mode 0640\)/);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(logs.join('\n')).not.toContain('secret-key-material');
+  });
+
   it('documents every flag and its environment variable in --help', async () => {
     const { code, stdout } = await runCli(['serve', '--help']);
     expect(code).toBe(0);
@@ -54,7 +77,7 @@ describe('gitops-guard serve', () => {
       writeFileSync(join(cwd, 'garbage.crt'), 'not a certificate');
       writeFileSync(join(cwd, 'bad-rules.yaml'), 'apiVersion: gitops-guard.dev/v1alpha1\nkind: RuleSet\nrules:\n  - { name: a, colour: red, match: { kinds: [{ kind: X }] }, action: { type: nope } }\n');
       writeCertificates(join(cwd, 'certs'), sharedCerts);
-      writeFileSync(join(cwd, 'certs', 'checksum.key'), 'a'.repeat(64));
+      writeFileSync(join(cwd, 'certs', 'checksum.key'), 'a'.repeat(64), { mode: 0o600 });
       const result = await runCli(args[0] === 'serveer' ? args : ['serve', '--port', '0', ...args], { cwd, env: { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' } });
       expect(result.code).toBe(code);
       expect(result.stderr).toMatch(stderr);

@@ -6,8 +6,6 @@ import { PassThrough } from 'node:stream';
 import { CoordinationV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { applyPatch } from '../src/actions/patch.js';
-import { createRegistry } from '../src/actions/registry.js';
 import { locatePodTemplate } from '../src/actions/checksum/pod-template.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import type { KubeObject } from '../src/admission/types.js';
@@ -15,12 +13,10 @@ import { runController, type RunningController } from '../src/cli/controller.js'
 import { main } from '../src/cli/dispatch.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
-import { evaluate } from '../src/rules/engine.js';
-import { loadRuleSetFile } from '../src/rules/load.js';
 import type { KubeReader } from '../src/kube/reader.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
+import { admit as admitTo, CONTROLLER_TEST_KEY, defaultRules, sleep, waitFor, webhookChecksum as webhookChecksumWith } from './support/controller.js';
 import { configMap, DEFAULT_RESOURCES, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
-import { requestFor } from './support/review.js';
 
 /**
  * The rollout controller end to end: the real client-node informers, lease and patches against
@@ -28,9 +24,8 @@ import { requestFor } from './support/review.js';
  * coalescing 100 ms).
  */
 
-const KEY = Buffer.from('controller-test-key-0123456789abcdef', 'ascii');
-const registry = createRegistry();
-const rules = loadRuleSetFile(DEFAULT_RULES, registry);
+const KEY = CONTROLLER_TEST_KEY;
+const rules = defaultRules;
 
 let api: KubeApiServer;
 let kubeConfig: KubeConfig;
@@ -84,16 +79,6 @@ function startController(namespace: string, identity: string, overrides: Partial
   return controller;
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Started, leading, and done with the start-up comparison. */
 async function leading(controller: RolloutController): Promise<void> {
   await controller.start();
@@ -102,22 +87,8 @@ async function leading(controller: RolloutController): Promise<void> {
   await controller.idle();
 }
 
-/** What the webhook stamps on `object` now, through the engine, the default rules and the real client. */
-async function webhookChecksum(object: KubeObject): Promise<string | undefined> {
-  const { logger } = capturingLogger();
-  const evaluation = await evaluate(requestFor(object), 'mutate', rules, { registry, kube: new ClientNodeReader(kubeConfig), settings: { checksumKey: KEY }, logger });
-  const stamped = applyPatch(object, evaluation.patch);
-  return (locatePodTemplate(stamped)!.template as any).metadata?.annotations?.[A];
-}
-
-/** Stores a workload as the webhook would have admitted it (stamped). */
-async function admit(object: KubeObject): Promise<KubeObject> {
-  const checksum = await webhookChecksum(object);
-  const stamped = structuredClone(object);
-  const template = locatePodTemplate(stamped)!.template as any;
-  template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, [A]: checksum } };
-  return api.put(stamped);
-}
+const webhookChecksum = (object: KubeObject) => webhookChecksumWith(kubeConfig, object);
+const admit = (object: KubeObject) => admitTo(api, kubeConfig, object);
 
 function patchesIn(namespace: string): RecordedPatch[] {
   return api.patches.filter((p) => p.path.includes(`/namespaces/${namespace}/`));
@@ -450,7 +421,7 @@ describe('rollout controller: workload kinds', () => {
     for (const workload of workloads) {
       const stored = api.get(workload.apiVersion!, workload.kind!, ns, workload.metadata!.name!)!;
       const value = (locatePodTemplate(stored)!.template as any).metadata.annotations[A];
-      expect(value, workload.kind).toMatch(/^v1:[0-9a-f]{64}$/);
+      expect(value, workload.kind).toMatch(/^v2:[0-9a-f]{64}$/);
       expect(value).toBe(await webhookChecksum(stored));
     }
   });
@@ -526,7 +497,7 @@ describe('gitops-guard controller (CLI)', () => {
     const ns = newNamespace();
     const dir = mkdtempSync(join(tmpdir(), 'gg-controller-'));
     const keyFile = join(dir, 'checksum.key');
-    writeFileSync(keyFile, `${KEY.toString('utf8')}\n`);
+    writeFileSync(keyFile, `${KEY.toString('utf8')}\n`, { mode: 0o600 });
     api.put(configMap(ns, 'app-config', { LOG_LEVEL: 'info' }));
     await admit(deployment(ns, 'web', { containers: [{ name: 'web', image: 'x:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] }));
     let running: RunningController | undefined;

@@ -1,17 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { createRegistry } from '../src/actions/registry.js';
+import { generateClientCertificates, webhookKubeconfig } from '../src/certs/generate.js';
+import { buildObjects } from './support/kustomize.js';
 import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
 import { parseRuleSet } from '../src/rules/load.js';
 import { ruleSetSchema } from '../src/rules/schema.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { createMetrics } from '../src/server/metrics.js';
+import { createControllerMetrics } from '../src/controller/metrics.js';
 import { testApp } from './support/app.js';
-import { buildObjects } from './support/kustomize.js';
 import { applyResponsePatch, reviewFor } from './support/review.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -176,6 +179,53 @@ describe('docs/install.md', () => {
     expect(markdown).toContain(denialLine(verdict.status!.message));
   });
 
+  it('shows an AdmissionConfiguration that gives both webhook plugins the kubeconfig `certs --client` writes', () => {
+    const block = /<!-- admission-configuration -->\s*```yaml\n([\s\S]*?)```/.exec(markdown)?.[1];
+    expect(block, 'the admission-configuration block').toBeDefined();
+    const config = parse(block!) as { apiVersion: string; kind: string; plugins: { name: string; configuration: { apiVersion: string; kind: string; kubeConfigFile: string } }[] };
+    expect(config).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'AdmissionConfiguration' });
+    expect(config.plugins.map((p) => p.name).sort()).toEqual(['MutatingAdmissionWebhook', 'ValidatingAdmissionWebhook']);
+    for (const plugin of config.plugins) {
+      expect(plugin.configuration).toMatchObject({ apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration' });
+      expect(markdown, 'the text says where the kubeconfig goes').toContain(`to \`${plugin.configuration.kubeConfigFile}\``);
+    }
+    // The kubeconfig names the user after the Service the webhook configurations call (port 443).
+    const client = generateClientCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 1 });
+    const kubeconfig = parse(webhookKubeconfig('gitops-guard', 'gitops-guard', client)) as { users: { name: string }[] };
+    const service = (parse(readFileSync(join(ROOT, 'manifests', 'base', 'validating-webhook.yaml'), 'utf8')) as { webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[] }).webhooks[0]!.clientConfig.service;
+    expect(service.port).toBe(443);
+    expect(kubeconfig.users.map((u) => u.name)).toEqual([`${service.name}.${service.namespace}.svc`]);
+    expect(markdown).toContain(`\`${service.name}.${service.namespace}.svc\``);
+  });
+
+  it('narrows the NetworkPolicy with the documented patch, changing nothing else', () => {
+    const block = /<!-- networkpolicy-patch -->\s*```yaml\n([\s\S]*?)```/.exec(markdown)?.[1];
+    expect(block, 'the networkpolicy-patch block').toBeDefined();
+    const dir = join(ROOT, '.tmp', `docs-networkpolicy-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    try {
+      const overlay = join(ROOT, 'manifests', 'overlays', 'enforce-client-auth');
+      writeFileSync(join(dir, 'kustomization.yaml'), block!.replace('../../vendor/gitops-guard/manifests/overlays/enforce-client-auth', relative(dir, overlay)));
+      const patched = buildObjects(dir);
+      const original = buildObjects(overlay);
+      const policy = (list: KubeObject[]) => list.find((o) => o.kind === 'NetworkPolicy' && o.metadata?.name === 'gitops-guard') as any;
+      expect(policy(patched).spec.ingress).toEqual([
+        {
+          from: [
+            { ipBlock: { cidr: '10.0.0.10/32' } },
+            { ipBlock: { cidr: '10.0.0.11/32' } },
+            { ipBlock: { cidr: '10.0.0.12/32' } },
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+          ],
+          ports: policy(original).spec.ingress[0].ports,
+        },
+      ]);
+      expect(patched.filter((o) => o.kind !== 'NetworkPolicy')).toEqual(original.filter((o) => o.kind !== 'NetworkPolicy'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refers only to files and kustomizations that exist', () => {
     for (const [, path] of markdown.matchAll(/\b((?:manifests|hack|docs|rules)\/[\w./-]*[\w/])/g)) {
       expect(existsSync(join(ROOT, path!)), path).toBe(true);
@@ -209,25 +259,38 @@ describe('docs/argocd.md', () => {
 describe('docs/operations.md', () => {
   const markdown = doc('operations.md');
   const registered = async () => (await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name);
+  const controllerRegistered = async () => {
+    const registry = new Registry();
+    createControllerMetrics(registry, () => 0);
+    return (await registry.getMetricsAsJSON()).map((m) => m.name);
+  };
 
   it('documents every gitops-guard metric, and names no metric that does not exist', async () => {
     const names = await registered();
     expect(names.length).toBeGreaterThan(5);
     for (const name of names) expect(markdown, name).toContain(`\`${name}\``);
+    // The controller's metrics are documented in controller.md; operations.md may name them too.
+    const known = [...names, ...(await controllerRegistered())];
     const mentioned = new Set([...markdown.matchAll(/\bgitops_guard_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
     const defaults = /^gitops_guard_(process_|nodejs_)/;
-    for (const name of mentioned) if (!defaults.test(name)) expect(names, `docs/operations.md names ${name}`).toContain(name);
+    for (const name of mentioned) if (!defaults.test(name)) expect(known, `docs/operations.md names ${name}`).toContain(name);
   });
 
-  it('has a PrometheusRule that parses and alerts on certificate expiry and failed rule reloads', () => {
-    const rules = fenced(markdown, 'yaml')
-      .flatMap((block) => parseAllDocuments(block).map((d) => d.toJS() as { kind?: string; spec?: { groups: { rules: { alert: string; expr: string }[] }[] } }))
-      .filter((o) => o?.kind === 'PrometheusRule');
-    expect(rules).toHaveLength(1);
-    const alerts = rules[0]!.spec!.groups.flatMap((g) => g.rules);
+  it('documents every alert the monitoring component ships, and no other, and they alert on certificate expiry and failed rule reloads', () => {
+    const rule = parse(readFileSync(join(ROOT, 'manifests', 'components', 'monitoring', 'prometheus-rule.yaml'), 'utf8')) as { spec: { groups: { rules: { alert: string; expr: string }[] }[] } };
+    const alerts = rule.spec.groups.flatMap((g) => g.rules);
+    const alertsSection = sections(markdown, 3).get('Alerts')!;
+    const documented = [...alertsSection.matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1]!);
+    expect(documented.sort()).toEqual(alerts.map((a) => a.alert).sort());
     const exprs = alerts.map((a) => a.expr.replace(/\s+/g, ' ')).join('\n');
-    expect(exprs).toContain('gitops_guard_certificate_expiry_seconds < 14 * 24 * 3600');
-    expect(exprs).toContain('gitops_guard_rules_last_reload_success == 0');
+    expect(exprs).toContain('(gitops_guard_certificate_expiry_seconds) < 14 * 24 * 3600');
+    expect(exprs).toContain('(gitops_guard_rules_last_reload_success) == 0');
+  });
+
+  it('shows how to add the monitoring component (test/monitoring.test.ts renders its patch)', () => {
+    const section = sections(markdown, 2).get('Monitoring component')!;
+    expect(section).toContain('  - ../../components/monitoring');
+    for (const path of section.match(/\bmanifests\/[\w./-]*[\w/]/g) ?? []) expect(existsSync(join(ROOT, path)), path).toBe(true);
   });
 
   it('states the failure policies the manifests ship', () => {
@@ -240,6 +303,29 @@ describe('docs/operations.md', () => {
         expect(adr, webhook.name).toContain(webhook.name);
       }
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// docs/controller.md against the controller's flags and metrics
+
+describe('docs/controller.md', () => {
+  const controllerDoc = doc('controller.md');
+
+  it('documents every controller flag with its environment variable, and every controller metric', async () => {
+    const { controllerHelp } = await import('../src/cli/controller.js');
+    const flags = [...controllerHelp.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)(?: VALUE)?\s+.*?(?:\(env (\w+)|$)/gm)].map((m) => [m[1]!, m[2]] as const);
+    expect(flags.length).toBeGreaterThan(20);
+    for (const [flag, env] of flags) {
+      if (flag === '--help') continue;
+      expect(controllerDoc, flag).toContain(`\`${flag}\``);
+      if (env) expect(controllerDoc, env).toContain(`\`${env}\``);
+    }
+    const { Registry } = await import('prom-client');
+    const { createControllerMetrics } = await import('../src/controller/metrics.js');
+    const registry = new Registry();
+    createControllerMetrics(registry, () => 0);
+    for (const metric of await registry.getMetricsAsJSON()) expect(controllerDoc, metric.name).toContain(`\`${metric.name}\``);
   });
 });
 

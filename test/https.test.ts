@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,25 +26,28 @@ async function serve(dir: string, extra: Partial<Parameters<typeof startServer>[
   return server;
 }
 
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const binding = corpusObject('argocd-install.yaml', 'ClusterRoleBinding', 'argocd-application-controller');
 
 describe('gitops-guard certs', () => {
-  it('writes a CA and a serving certificate with the service SANs, serverAuth and a 0600 key', async () => {
+  it('writes a CA (path length 0) and a serving certificate with the service names only, serverAuth and a 0600 key', async () => {
     const out = mkdtempSync(join(tmpdir(), 'gg-certs-'));
     const { code, stdout } = await runCli(['certs', '--service', 'guard', '--namespace', 'platform', '--out', out, '--days', '10']);
     expect(code).toBe(0);
     const caPem = readFileSync(join(out, 'ca.crt'));
     expect(stdout.trim()).toBe(caPem.toString('base64'));
     expect(statSync(join(out, 'tls.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(out, 'tls.crt')).mode & 0o777).toBe(0o644);
     const ca = new X509Certificate(caPem);
     const cert = new X509Certificate(readFileSync(join(out, 'tls.crt')));
     expect(ca.ca).toBe(true);
     expect(cert.ca).toBe(false);
     expect(cert.verify(ca.publicKey)).toBe(true);
     expect(cert.checkIssued(ca)).toBe(true);
-    expect(cert.subjectAltName).toBe(
-      'DNS:guard, DNS:guard.platform, DNS:guard.platform.svc, DNS:guard.platform.svc.cluster.local, DNS:localhost, IP Address:127.0.0.1',
-    );
+    // Production certificates name the Service and nothing else: no localhost, no loopback address.
+    expect(cert.subjectAltName).toBe('DNS:guard, DNS:guard.platform, DNS:guard.platform.svc, DNS:guard.platform.svc.cluster.local');
+    expect(cert.checkHost('localhost')).toBeUndefined();
+    expect(cert.checkIP('127.0.0.1')).toBeUndefined();
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
     expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
     expect(ca.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
@@ -52,6 +56,40 @@ describe('gitops-guard certs', () => {
     expect(days).toBeGreaterThan(9.9);
     expect(days).toBeLessThan(10.1);
     expect(cert.serialNumber).not.toBe(ca.serialNumber);
+    if (hasOpenssl) {
+      // The CA may sign end-entity certificates only: as OpenSSL reads its basicConstraints.
+      const text = execFileSync('openssl', ['x509', '-in', join(out, 'ca.crt'), '-noout', '-text'], { encoding: 'utf8' });
+      expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
+    }
+  });
+
+  it('writes the private key with mode 0600 whatever the umask and a previous file were, and never through a symlink', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'gg-certs-'));
+    writeFileSync(join(out, 'tls.key'), 'old', { mode: 0o644 });
+    const first = await runCli(['certs', '--out', out], { umask: 0 });
+    expect(first.code).toBe(0);
+    expect(statSync(join(out, 'tls.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(out, 'tls.key'), 'utf8')).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/);
+    expect(readdirSync(out).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+
+    // A link planted at the target (say, to a file the attacker can read) is refused; nothing is written through it.
+    const elsewhere = mkdtempSync(join(tmpdir(), 'gg-elsewhere-'));
+    for (const file of ['tls.key', 'tls.crt', 'ca.crt']) {
+      const dir = mkdtempSync(join(tmpdir(), 'gg-certs-'));
+      const bait = join(elsewhere, `${file}.bait`);
+      writeFileSync(bait, 'bait', { mode: 0o644 });
+      symlinkSync(bait, join(dir, file));
+      const refused = await runCli(['certs', '--out', dir]);
+      expect(refused.code, file).toBe(1);
+      expect(refused.stderr).toBe(`gitops-guard: refusing to write ${join(dir, file)}: it is a symbolic link\n`);
+      expect(readFileSync(bait, 'utf8')).toBe('bait');
+      expect(readdirSync(dir), 'nothing written at all').toEqual([file]);
+    }
+    const dangling = mkdtempSync(join(tmpdir(), 'gg-certs-'));
+    symlinkSync(join(elsewhere, 'not-there-yet'), join(dangling, 'tls.key'));
+    expect((await runCli(['certs', '--out', dangling])).code).toBe(1);
+    expect(existsSync(join(elsewhere, 'not-there-yet'))).toBe(false);
+    expect(readdirSync(dangling)).toEqual(['tls.key']);
   });
 
   it('gives every certificate a unique serial', () => {

@@ -1,17 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import * as clientNode from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { generateCertificates, serviceDnsNames } from '../src/certs/generate.js';
+import { generateCertificates, generateClientCertificates, serviceDnsNames } from '../src/certs/generate.js';
 import { WORKLOAD_RESOURCES } from '../src/controller/kube-api.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, deployment as kubeDeployment, KubeApiServer, secret } from './support/kube-api-server.js';
+import { ARGOCD_CLUSTER_RESOURCES, configMap, deployment as kubeDeployment, KubeApiServer, rolloutCrd, secret } from './support/kube-api-server.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 import {
@@ -34,6 +34,7 @@ import {
   objects,
   only,
   podSpecOf,
+  usesClientAuth,
 } from './support/manifests.js';
 
 /**
@@ -300,7 +301,7 @@ describe('RBAC', () => {
 function materialise(
   overlay: Overlay,
   root: string,
-  tls: { certPem: string; keyPem: string },
+  tls: { certPem: string; keyPem: string; clientCaPem?: string },
   pod: { spec: PodSpec; container: Container; fieldRefs?: Record<string, string> } = { spec: podSpecOf(overlay), container: containerOf(overlay) },
 ): { args: string[]; env: Record<string, string> } {
   const { spec, container } = pod;
@@ -308,6 +309,7 @@ function materialise(
   const secrets: Record<string, Record<string, string>> = {
     'gitops-guard-tls': { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem, 'ca.crt': '' },
     'gitops-guard-checksum-key': { 'checksum.key': `${randomBytes(32).toString('hex')}\n` },
+    ...(tls.clientCaPem ? { 'gitops-guard-client-ca': { 'ca.crt': tls.clientCaPem } } : {}),
   };
   const mounts = container.volumeMounts ?? [];
   for (const mount of mounts) {
@@ -315,11 +317,19 @@ function materialise(
     const data = volume.secret ? secrets[volume.secret.secretName] : configMaps.get(volume.configMap!.name);
     expect(data, `data for volume ${mount.name}`).toBeDefined();
     const items = (volume.secret ?? volume.configMap)!.items ?? Object.keys(data!).map((key) => ({ key, path: key }));
+    // The kubelet's atomic-writer layout: files in a timestamped directory with the volume's
+    // defaultMode (0644 when unset), `..data` linking to it, and each file linked from the mount.
+    const mode = (volume.secret ?? volume.configMap)!.defaultMode ?? 0o644;
+    const dir = join(root, mount.mountPath);
+    const generation = '..2026_01_01_00_00_00.000000001';
     for (const item of items) {
-      const file = join(root, mount.mountPath, item.path);
+      const file = join(dir, generation, item.path);
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, data![item.key]!);
+      chmodSync(file, mode);
+      symlinkSync(join('..data', item.path), join(dir, item.path));
     }
+    symlinkSync(generation, join(dir, '..data'));
   }
   // Absolute paths under a mount point are rewritten into `root`; the port is picked freely.
   const args = (container.args ?? []).map((arg) => {
@@ -354,7 +364,7 @@ describe('the server started as the manifests start it', () => {
     return JSON.parse(line![1]!) as string[];
   };
 
-  for (const overlay of ['enforce', 'audit'] as const) {
+  for (const overlay of ['enforce', 'audit', 'enforce-client-auth'] as const) {
     it(`comes up ready with the ${overlay} overlay's args, env and mounted files, and reads only what RBAC grants`, async () => {
       const image = entrypoint();
       expect(image.at(-1), 'the image runs `gitops-guard serve`').toBe('serve');
@@ -362,7 +372,10 @@ describe('the server started as the manifests start it', () => {
       const root = mkdtempSync(join(tmpdir(), 'gg-manifests-'));
       const service = only(overlay, 'Service', 'gitops-guard');
       const certs = generateCertificates({ service: service.metadata.name, namespace: service.metadata.namespace, days: 1 });
-      const { args, env } = materialise(overlay, root, certs);
+      // With caller authentication, the API server presents its client certificate; probes and Prometheus do not.
+      const client = usesClientAuth(overlay) ? generateClientCertificates({ service: service.metadata.name, namespace: service.metadata.namespace, days: 1 }) : undefined;
+      const { args, env } = materialise(overlay, root, { ...certs, ...(client ? { clientCaPem: client.clientCaPem } : {}) });
+      const asApiServer = client ? { cert: client.certPem, key: client.keyPem } : {};
       // In-cluster credentials stand in for the Deployment's service account token.
       const server = await startServe(args, { cwd: root, env: { ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig() } });
 
@@ -403,12 +416,17 @@ describe('the server started as the manifests start it', () => {
         },
       };
       const review = reviewFor(workload);
-      const answer = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review) });
+      if (client) {
+        const refused = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review) });
+        expect(refused.status, 'a caller without the client certificate').toBe(401);
+        expect(api.requests).toEqual([]);
+      }
+      const answer = await httpsRequest({ port: server.port, ca: certs.caCertPem, servername, method: 'POST', path: WEBHOOK_PATHS.mutate, body: JSON.stringify(review), ...asApiServer });
       const response = JSON.parse(answer.body).response;
       expect(response.allowed).toBe(true);
-      if (overlay === 'enforce') {
+      if (overlay !== 'audit') {
         const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8'));
-        expect(JSON.stringify(patch)).toMatch(/gitops-guard\.dev(~1|\/)config-checksum.*v1:[0-9a-f]{64}/);
+        expect(JSON.stringify(patch)).toMatch(/gitops-guard\.dev(~1|\/)config-checksum.*v2:[0-9a-f]{64}/);
       } else {
         expect(response.patch, 'audit mode changes nothing').toBeUndefined();
       }
@@ -433,7 +451,8 @@ describe('the controller started as the manifests start it', () => {
   let api: KubeApiServer;
   let child: ChildProcess | undefined;
   beforeAll(async () => {
-    api = await KubeApiServer.start();
+    // The cluster people run it on: Argo CD installed (argoproj.io/v1alpha1 served), Argo Rollouts not yet.
+    api = await KubeApiServer.start({ resources: ARGOCD_CLUSTER_RESOURCES });
   });
   afterEach(() => {
     child?.kill('SIGKILL');
@@ -493,9 +512,11 @@ describe('the controller started as the manifests start it', () => {
       );
       api.clearRequests();
 
+      expect(args.some((a) => a.startsWith('--discovery-interval-ms')), 'the manifests keep the default discovery interval').toBe(false);
       child = spawn(process.execPath, [CLI, 'controller', ...args], {
         cwd: root,
-        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig() },
+        // Discovery every 200 ms instead of 30 s, so the Rollout CRD installed below is picked up quickly.
+        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig(), GITOPS_GUARD_DISCOVERY_INTERVAL_MS: '200' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
@@ -518,6 +539,21 @@ describe('the controller started as the manifests start it', () => {
       expect(only(overlay, 'Role', LEADER_ELECTION).metadata.namespace).toBe(namespace);
       await waitFor('the rollout', () => api.patches.some((p) => p.path === `/apis/apps/v1/namespaces/${ns}/deployments/app` && p.status === 200));
       await waitFor('the event', () => api.requests.some((r) => r.method === 'POST' && r.path === `/api/v1/namespaces/${ns}/events`));
+      // Argo Rollouts installed while it runs: a Rollout stamped with a wrong value is corrected.
+      api.put(rolloutCrd());
+      api.put({
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Rollout',
+        metadata: { name: 'canary', namespace: ns },
+        spec: {
+          selector: { matchLabels: { app: 'canary' } },
+          template: {
+            metadata: { labels: { app: 'canary' }, annotations: { 'gitops-guard.dev/config-checksum': `v1:${'0'.repeat(64)}` } },
+            spec: { containers: [{ name: 'canary', image: 'canary:1', envFrom: [{ configMapRef: { name: 'app-config' } }] }] },
+          },
+        },
+      });
+      await waitFor('the Rollout rolled', () => api.patches.some((p) => p.path === `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts/canary` && p.status === 200));
 
       // Every API request it made is one its ClusterRole (or, for the Lease, its Role) grants.
       const role = only(overlay, 'ClusterRole', CONTROLLER);
@@ -534,7 +570,22 @@ describe('the controller started as the manifests start it', () => {
         expect(granted(group === 'coordination.k8s.io' ? leader.rules : role.rules, group, resource, verb), `${request.method} ${request.path}${request.query} needs ${grant}`).toBe(true);
       }
       // The run exercised every kind of call the static check above found.
-      for (const call of ['list /configmaps', 'watch /configmaps', 'list /secrets', 'watch /secrets', 'watch apps/deployments', 'get apps/deployments', 'patch apps/deployments', 'create /events', 'get coordination.k8s.io/leases', 'create coordination.k8s.io/leases']) {
+      for (const call of [
+        'list /configmaps',
+        'watch /configmaps',
+        'list /secrets',
+        'watch /secrets',
+        'watch apps/deployments',
+        'get apps/deployments',
+        'patch apps/deployments',
+        'list argoproj.io/rollouts',
+        'watch argoproj.io/rollouts',
+        'get argoproj.io/rollouts',
+        'patch argoproj.io/rollouts',
+        'create /events',
+        'get coordination.k8s.io/leases',
+        'create coordination.k8s.io/leases',
+      ]) {
         expect(needed, call).toContain(call);
       }
 

@@ -31,6 +31,7 @@ import {
   podSpecOf,
   selects,
   usesCertManager,
+  usesClientAuth,
   webhookConfig,
 } from './support/manifests.js';
 
@@ -68,6 +69,10 @@ describe('kustomize builds', () => {
       'Role/gitops-guard-controller-leader-election',
       'RoleBinding/gitops-guard-controller-leader-election',
       'ServiceAccount/gitops-guard-controller',
+      ...['cronjobs', 'daemonsets', 'deployments', 'rollouts', 'statefulsets'].flatMap((r) => [
+        `ValidatingAdmissionPolicy/gitops-guard-controller-${r}`,
+        `ValidatingAdmissionPolicyBinding/gitops-guard-controller-${r}`,
+      ]),
     ];
     for (const overlay of OVERLAYS) {
       const names = objects(overlay).map((o) => `${o.kind}/${o.metadata!.name!.replace(/^(gitops-guard-rules)-[a-z0-9]{10}$/, '$1')}`);
@@ -90,7 +95,8 @@ describe('kustomize builds', () => {
     for (const overlay of OVERLAYS) {
       expect(objects(overlay).filter((o) => o.kind === 'Secret'), overlay).toEqual([]);
       const volumes = podSpecOf(overlay).volumes ?? [];
-      expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName).sort()).toEqual(['gitops-guard-checksum-key', 'gitops-guard-tls']);
+      const secrets = ['gitops-guard-checksum-key', ...(usesClientAuth(overlay) ? ['gitops-guard-client-ca'] : []), 'gitops-guard-tls'];
+      expect(volumes.filter((v) => v.secret).map((v) => v.secret!.secretName).sort(), overlay).toEqual(secrets);
       // The controller needs the checksum key only (no TLS: plain-HTTP metrics, no webhook).
       if (hasController(overlay)) expect((controllerPodSpecOf(overlay).volumes ?? []).filter((v) => v.secret).map((v) => v.secret!.secretName)).toEqual(['gitops-guard-checksum-key']);
     }
@@ -325,6 +331,8 @@ describe('Kubernetes OpenAPI schema validation', () => {
     expect([...validatedLocally].sort()).toEqual(['cert-manager.io/v1 Certificate', 'cert-manager.io/v1 Issuer']);
     expect([...validatedUpstream].sort()).toEqual([
       'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration',
+      'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy',
+      'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding',
       'admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration',
       'apps/v1 Deployment',
       'networking.k8s.io/v1 NetworkPolicy',
@@ -599,7 +607,8 @@ const KUBE_CONTROLLERS = "!(request.userInfo.username.startsWith('system:service
 const KNOWN_MATCH_CONDITIONS: Record<string, string> = {
   'not-kube-controller': KUBE_CONTROLLERS,
   'not-being-deleted': '!has(object.metadata.deletionTimestamp)',
-  'has-tracking-metadata': 'has(object.metadata.labels) || has(object.metadata.annotations)',
+  'has-tracking-metadata':
+    'has(object.metadata.labels) || has(object.metadata.annotations) || (oldObject != null && (has(oldObject.metadata.labels) || has(oldObject.metadata.annotations)))',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -685,6 +694,8 @@ describe('Deployment, Service, PodDisruptionBudget, NetworkPolicy', () => {
       // The key name documented in docs/config-checksum.md and created by hack/install-certs.sh.
       expect(flag(container, 'checksum-key')).toBe(fileOf('gitops-guard-checksum-key', 'checksum.key'));
       expect(flag(container, 'dev-certs')).toBeUndefined();
+      // Caller authentication only where the overlay says so; the CA file is the mounted Secret's ca.crt.
+      expect(flag(container, 'client-ca'), overlay).toBe(usesClientAuth(overlay) ? fileOf('gitops-guard-client-ca', 'ca.crt') : undefined);
     }
   });
 

@@ -39,10 +39,17 @@ const expectations: Record<string, { pass: Record<string, unknown>[]; skip: Reco
   },
   'has-tracking-metadata': {
     pass: [
-      { request: request(argocd), object: tracked },
-      { request: request(argocd), object: { metadata: { name: 'x', annotations: { 'meta.helm.sh/release-name': 'r' } } } },
+      { request: request(argocd), object: tracked, oldObject: null },
+      { request: request(argocd), object: { metadata: { name: 'x', annotations: { 'meta.helm.sh/release-name': 'r' } } }, oldObject: null },
+      // An update that strips every label and annotation of an owned object must not slip past
+      // gitops-guard: the owner record on the live object would be erased unseen.
+      { request: request(argocd), object: { metadata: { name: 'x' } }, oldObject: { metadata: { name: 'x', annotations: { 'gitops-guard.dev/owner': 'argocd:shop' } } } },
+      { request: request(argocd), object: { metadata: { name: 'x' } }, oldObject: tracked },
     ],
-    skip: [{ request: request(argocd), object: { metadata: { name: 'x' } } }],
+    skip: [
+      { request: { ...request(argocd), operation: 'CREATE' }, object: { metadata: { name: 'x' } }, oldObject: null },
+      { request: request(argocd), object: { metadata: { name: 'x' } }, oldObject: { metadata: { name: 'x' } } },
+    ],
   },
 };
 

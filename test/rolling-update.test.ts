@@ -120,7 +120,7 @@ function expectNoLoss(outcome: Outcome, old: ServeProcess): void {
 describe('rolling update: no admission lost', () => {
   it('with the CLI defaults', async () => {
     const certs = certDir();
-    writeFileSync(join(certs, 'checksum.key'), `${'cd'.repeat(32)}\n`);
+    writeFileSync(join(certs, 'checksum.key'), `${'cd'.repeat(32)}\n`, { mode: 0o600 });
     const old = await startServe(['--port', '0', '--host', '127.0.0.1', '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--checksum-key', join(certs, 'checksum.key')], { cwd: certs });
     const { server: next, ca } = await startGuardServer({ logger: capturingLogger().logger }, certs);
     try {
@@ -179,7 +179,7 @@ describe('rolling update while checksum reads are slow', () => {
     api.clearFaults();
     api.fault({ path: objectPath('ConfigMap', 'apps', 'config-0') }, { latencyMs: 3000 });
     const certs = certDir();
-    writeFileSync(join(certs, 'checksum.key'), `${'cd'.repeat(32)}\n`);
+    writeFileSync(join(certs, 'checksum.key'), `${'cd'.repeat(32)}\n`, { mode: 0o600 });
     const old = await startServe(
       ['--port', '0', '--host', '127.0.0.1', '--tls-cert', join(certs, 'tls.crt'), '--tls-key', join(certs, 'tls.key'), '--checksum-key', join(certs, 'checksum.key'), '--rules', DEFAULT_RULES, '--kubeconfig', api.writeKubeconfig(), '--shutdown-delay-ms', '0', '--drain-timeout-ms', '300'],
       { cwd: certs },

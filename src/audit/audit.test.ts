@@ -207,7 +207,7 @@ describe('runAuditCore: config checksums', () => {
       return { result, web };
     };
     const { result, web } = await run('fast');
-    expect(web.checksums).toEqual([{ rule: 'checksum', mode: 'enforce', annotation: 'gitops-guard.dev/config-checksum', status: 'stamped', value: expect.stringMatching(/^v1:[0-9a-f]{64}$/) }]);
+    expect(web.checksums).toEqual([{ rule: 'checksum', mode: 'enforce', annotation: 'gitops-guard.dev/config-checksum', status: 'stamped', value: expect.stringMatching(/^v2:[0-9a-f]{64}$/) }]);
     expect(web.configSources).toEqual([
       { kind: 'ConfigMap', namespace: 'default', name: 'web-config', from: 'input' },
       { kind: 'Secret', namespace: 'default', name: 'creds', from: 'input' },

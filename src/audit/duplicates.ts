@@ -34,7 +34,15 @@ export function ownerResolutionFor(ruleSet: RuleSet): OwnerResolution {
   const sources = Array.isArray(params.sources) ? (params.sources as OwnerSource[]) : DEFAULT_OWNER_RESOLUTION.sources;
   const argocdLabelKey =
     typeof params.argocdLabelKey === 'string' ? params.argocdLabelKey : DEFAULT_OWNER_RESOLUTION.argocdLabelKey;
-  return { sources, argocdLabelKey };
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  const argocdLabelInstallation = text(params.argocdLabelInstallation);
+  const argocdLegacyInstallation = text(params.argocdLegacyInstallation);
+  return {
+    sources,
+    argocdLabelKey,
+    ...(argocdLabelInstallation ? { argocdLabelInstallation } : {}),
+    ...(argocdLegacyInstallation ? { argocdLegacyInstallation } : {}),
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Composer, isMap, isSeq, LineCounter, Parser, type Document } from 'yaml';
 import type { KubeObject } from '../admission/types.js';
 import { isPlainObject } from '../util/objects.js';
+import { describeYamlConversionError, describeYamlError } from '../util/yaml-errors.js';
 
 /**
  * Reads rendered manifests the way `kubectl apply -f` does: files, directories (recursive,
@@ -173,9 +174,11 @@ function listItemLines(document: Document, lineCounter: LineCounter): number[] {
 export function* parseDocuments(text: string): Generator<DocumentEvent> {
   const lineCounter = new LineCounter();
   const parser = new Parser(lineCounter.addNewLine);
+  // logLevel 'error': the library's warnings go to process.emitWarning and may quote the input.
   const composer = new Composer({
     version: '1.1',
     uniqueKeys: true,
+    logLevel: 'error',
     customTags: (tags) => tags.filter((tag) => typeof tag === 'string' || tag.tag !== 'tag:yaml.org,2002:timestamp'),
   });
   for (const document of composer.compose(parser.parse(text))) {
@@ -183,15 +186,15 @@ export function* parseDocuments(text: string): Generator<DocumentEvent> {
     if (document.errors.length > 0) {
       const error = document.errors[0]!;
       const position = lineCounter.linePos(error.pos[0]);
-      const firstLine = error.message.split('\n')[0] ?? error.message;
-      yield { type: 'error', line: position.line, column: position.col, message: `YAML syntax error: ${firstLine}` };
+      // Our own words only: the library's messages quote the input (a Secret value, say).
+      yield { type: 'error', line: position.line, column: position.col, message: `YAML syntax error: ${describeYamlError(error)}` };
       continue;
     }
     let value: unknown;
     try {
       value = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (error) {
-      yield { type: 'error', line: lineOf(lineCounter, start), message: `YAML error: ${(error as Error).message}` };
+      yield { type: 'error', line: lineOf(lineCounter, start), message: `YAML error: ${describeYamlConversionError(error)}` };
       continue;
     }
     if (value === null || value === undefined) {

@@ -23,7 +23,13 @@ export interface ReportContext {
 
 export const AUDIT_KEY_NOTE =
   'config checksums are computed with the built-in audit key (32 zero bytes): they are deterministic but differ ' +
-  "from the cluster's; pass --checksum-key with the cluster's key file to get the cluster's values";
+  "from the cluster's, and checksums over Secrets are not shown (the key is public); pass --checksum-key with the " +
+  "cluster's key file to get the cluster's values";
+
+/** Why a rendering's checksums are `[redacted]`. */
+export const SECRET_CHECKSUM_NOTE =
+  'checksum not shown: it covers a Secret and was computed with the built-in audit key, which is public, so anyone ' +
+  "could test guesses of the Secret's values against it offline; pass --checksum-key to see the cluster's value";
 
 // ---------------------------------------------------------------------------------------------
 // JSON
@@ -120,12 +126,34 @@ export function redactSecretPatch(ops: readonly PatchOperation[]): PatchOperatio
   });
 }
 
+/**
+ * Checksums that must not be printed: computed under the public audit key over a Secret, they
+ * would be a brute-force oracle for the Secret's values. Under the cluster's key (--checksum-key)
+ * they are the very values the cluster stamps, readable by whoever can read the workload.
+ */
+function secretChecksumsUnderPublicKey(rendering: RenderingResult, context: ReportContext): ReadonlySet<string> {
+  if (context.checksumKey !== 'audit' || !rendering.configSources.some((source) => source.kind === 'Secret')) return new Set();
+  return new Set(rendering.checksums.flatMap((checksum) => (checksum.value === undefined ? [] : [checksum.value])));
+}
+
+/** `value` with every string in `hidden` replaced by REDACTED, at any depth. */
+function withoutValues(value: unknown, hidden: ReadonlySet<string>): unknown {
+  if (typeof value === 'string') return hidden.has(value) ? REDACTED : value;
+  if (Array.isArray(value)) return value.map((item) => withoutValues(item, hidden));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withoutValues(item, hidden)]));
+  }
+  return value;
+}
+
 function onErrorOf(ruleSet: RuleSet, rule: string): 'allow' | 'deny' {
   return ruleSet.rules.find((r) => r.name === rule)?.onError ?? 'allow';
 }
 
 function jsonRendering(object: ObjectResult, rendering: RenderingResult, context: ReportContext): JsonRendering {
-  const redact = isSecret(object) ? redactSecretPatch : (ops: readonly PatchOperation[]) => [...ops];
+  const hidden = secretChecksumsUnderPublicKey(rendering, context);
+  const hideChecksums = (ops: readonly PatchOperation[]) => (hidden.size === 0 ? [...ops] : (withoutValues(ops, hidden) as PatchOperation[]));
+  const redact = isSecret(object) ? redactSecretPatch : hideChecksums;
   const out: JsonRendering = {
     file: rendering.source.file,
     line: rendering.source.line,
@@ -139,9 +167,9 @@ function jsonRendering(object: ObjectResult, rendering: RenderingResult, context
     denials: [],
     warnings: [],
     errors: [],
-    checksums: rendering.checksums,
+    checksums: rendering.checksums.map((checksum) => (checksum.value !== undefined && hidden.has(checksum.value) ? { ...checksum, value: REDACTED } : checksum)),
     configSources: rendering.configSources,
-    notes: rendering.notes,
+    notes: hidden.size > 0 ? [...rendering.notes, SECRET_CHECKSUM_NOTE] : rendering.notes,
   };
   for (const { phase, evaluation } of rendering.phases) {
     for (const result of evaluation.results) {

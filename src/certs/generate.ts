@@ -1,15 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
+import { assertWritableTargets, writeFileNoFollow } from '../util/private-file.js';
 
 export interface CertificateRequest {
   service: string;
   namespace: string;
   days: number;
-  /** Extra names for local development; the issue asks for localhost and 127.0.0.1. */
-  extraDnsNames?: string[];
-  extraIps?: string[];
+  /**
+   * Development certificates (`serve --dev-certs`) also name localhost and 127.0.0.1. Production
+   * certificates name the Service only: a serving key that is also valid for localhost would let
+   * anything that obtains it impersonate any local endpoint that trusts the same CA.
+   */
+  development?: boolean;
 }
 
 export interface GeneratedCertificates {
@@ -19,6 +23,9 @@ export interface GeneratedCertificates {
   /** base64 of the CA PEM, as `caBundle` in webhook configurations expects. */
   caBundle: string;
 }
+
+export const DEVELOPMENT_DNS_NAMES = ['localhost'] as const;
+export const DEVELOPMENT_IPS = ['127.0.0.1'] as const;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -44,48 +51,107 @@ function baseCertificate(publicKey: forge.pki.PublicKey, days: number): forge.pk
   return cert;
 }
 
-/** A CA and a serving certificate signed by it, both RSA 2048 / SHA-256. */
-export function generateCertificates(request: CertificateRequest): GeneratedCertificates {
-  const caKeys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
-  const ca = baseCertificate(caKeys.publicKey, request.days);
-  const caSubject = [{ name: 'commonName', value: `gitops-guard-ca.${request.namespace}` }];
-  ca.setSubject(caSubject);
-  ca.setIssuer(caSubject);
-  ca.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
+interface Authority {
+  cert: forge.pki.Certificate;
+  privateKey: forge.pki.rsa.PrivateKey;
+  subject: forge.pki.CertificateField[];
+}
+
+/**
+ * A self-signed CA that can sign end-entity certificates only (path length 0): even with its key,
+ * nobody can mint an intermediate CA under it. Its private key is never written anywhere.
+ */
+function certificateAuthority(commonName: string, days: number): Authority {
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  const cert = baseCertificate(keys.publicKey, days);
+  const subject = [{ name: 'commonName', value: commonName }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  ca.sign(caKeys.privateKey, forge.md.sha256.create());
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert, privateKey: keys.privateKey, subject };
+}
 
+function issue(
+  authority: Authority,
+  commonName: string,
+  days: number,
+  usage: { serverAuth?: true; clientAuth?: true },
+  altNames: { type: number; value?: string; ip?: string }[],
+): { certPem: string; keyPem: string } {
   const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
-  const cert = baseCertificate(keys.publicKey, request.days);
-  const dnsNames = [...serviceDnsNames(request.service, request.namespace), ...(request.extraDnsNames ?? [])];
-  cert.setSubject([{ name: 'commonName', value: `${request.service}.${request.namespace}.svc` }]);
-  cert.setIssuer(caSubject);
+  const cert = baseCertificate(keys.publicKey, days);
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(authority.subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    {
-      name: 'subjectAltName',
-      altNames: [
-        ...dnsNames.map((value) => ({ type: 2, value })),
-        ...(request.extraIps ?? []).map((ip) => ({ type: 7, ip })),
-      ],
-    },
+    { name: 'extKeyUsage', ...usage },
+    ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
     { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
+    { name: 'authorityKeyIdentifier', keyIdentifier: authority.cert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(caKeys.privateKey, forge.md.sha256.create());
+  cert.sign(authority.privateKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
 
-  const caCertPem = forge.pki.certificateToPem(ca);
-  return {
-    caCertPem,
-    certPem: forge.pki.certificateToPem(cert),
-    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
-    caBundle: Buffer.from(caCertPem, 'utf8').toString('base64'),
-  };
+/** A CA and a serving certificate signed by it, both RSA 2048 / SHA-256. */
+export function generateCertificates(request: CertificateRequest): GeneratedCertificates {
+  const authority = certificateAuthority(`gitops-guard-ca.${request.namespace}`, request.days);
+  const dnsNames = [...serviceDnsNames(request.service, request.namespace), ...(request.development ? DEVELOPMENT_DNS_NAMES : [])];
+  const ips = request.development ? DEVELOPMENT_IPS : [];
+  const serving = issue(authority, `${request.service}.${request.namespace}.svc`, request.days, { serverAuth: true }, [
+    ...dnsNames.map((value) => ({ type: 2, value })),
+    ...ips.map((ip) => ({ type: 7, ip })),
+  ]);
+  const caCertPem = forge.pki.certificateToPem(authority.cert);
+  return { caCertPem, ...serving, caBundle: Buffer.from(caCertPem, 'utf8').toString('base64') };
+}
+
+export interface GeneratedClientCertificates {
+  /** For `serve --client-ca`: the only CA whose certificates may call the admission endpoints. */
+  clientCaPem: string;
+  /** The API server's client certificate and key (clientAuth only). */
+  certPem: string;
+  keyPem: string;
+}
+
+/** The name kube-apiserver looks up in its webhook kubeconfig for a Service on port 443. */
+export function webhookKubeconfigUser(service: string, namespace: string): string {
+  return `${service}.${namespace}.svc`;
+}
+
+/**
+ * A dedicated client CA and one client certificate for kube-apiserver to present when it calls
+ * the webhook. Dedicated on purpose: gitops-guard trusts every certificate this CA signs, so it
+ * must not be the cluster CA that also signs kubelets' and users' certificates.
+ */
+export function generateClientCertificates(request: { service: string; namespace: string; days: number }): GeneratedClientCertificates {
+  const authority = certificateAuthority(`gitops-guard-client-ca.${request.namespace}`, request.days);
+  const client = issue(authority, `kube-apiserver:${webhookKubeconfigUser(request.service, request.namespace)}`, request.days, { clientAuth: true }, []);
+  return { clientCaPem: forge.pki.certificateToPem(authority.cert), ...client };
+}
+
+/**
+ * The kubeconfig the API server's AdmissionConfiguration points to (`kubeConfigFile`): for the
+ * webhook Service on port 443, present this client certificate. It holds the private key.
+ */
+export function webhookKubeconfig(service: string, namespace: string, client: GeneratedClientCertificates): string {
+  const b64 = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'users:',
+    `  - name: ${webhookKubeconfigUser(service, namespace)}`,
+    '    user:',
+    `      client-certificate-data: ${b64(client.certPem)}`,
+    `      client-key-data: ${b64(client.keyPem)}`,
+    '',
+  ].join('\n');
 }
 
 export interface WrittenCertificates {
@@ -94,13 +160,37 @@ export interface WrittenCertificates {
   keyPath: string;
 }
 
-/** Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`. */
+/** Writes `ca.crt`, `tls.crt` (0644) and `tls.key` (0600 from creation) into `dir`, never through a symlink. */
 export function writeCertificates(dir: string, certs: GeneratedCertificates): WrittenCertificates {
   mkdirSync(dir, { recursive: true });
   const paths = { caPath: join(dir, 'ca.crt'), certPath: join(dir, 'tls.crt'), keyPath: join(dir, 'tls.key') };
-  writeFileSync(paths.caPath, certs.caCertPem);
-  writeFileSync(paths.certPath, certs.certPem);
-  writeFileSync(paths.keyPath, certs.keyPem, { mode: 0o600 });
-  chmodSync(paths.keyPath, 0o600);
+  assertWritableTargets(Object.values(paths));
+  writeFileNoFollow(paths.keyPath, certs.keyPem, 0o600);
+  writeFileNoFollow(paths.certPath, certs.certPem, 0o644);
+  writeFileNoFollow(paths.caPath, certs.caCertPem, 0o644);
+  return paths;
+}
+
+export interface WrittenClientCertificates {
+  clientCaPath: string;
+  certPath: string;
+  keyPath: string;
+  kubeconfigPath: string;
+}
+
+/** `client-ca.crt` (0644); `apiserver-client.crt` (0644), `.key` and `apiserver-webhook-kubeconfig.yaml` (0600). */
+export function writeClientCertificates(dir: string, service: string, namespace: string, client: GeneratedClientCertificates): WrittenClientCertificates {
+  mkdirSync(dir, { recursive: true });
+  const paths = {
+    clientCaPath: join(dir, 'client-ca.crt'),
+    certPath: join(dir, 'apiserver-client.crt'),
+    keyPath: join(dir, 'apiserver-client.key'),
+    kubeconfigPath: join(dir, 'apiserver-webhook-kubeconfig.yaml'),
+  };
+  assertWritableTargets(Object.values(paths));
+  writeFileNoFollow(paths.keyPath, client.keyPem, 0o600);
+  writeFileNoFollow(paths.kubeconfigPath, webhookKubeconfig(service, namespace, client), 0o600);
+  writeFileNoFollow(paths.certPath, client.certPem, 0o644);
+  writeFileNoFollow(paths.clientCaPath, client.clientCaPem, 0o644);
   return paths;
 }

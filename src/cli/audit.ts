@@ -201,7 +201,7 @@ export async function runAudit(argv: string[], io: CliIo): Promise<number> {
     }
     if (config.checksumKeyPath !== undefined) {
       try {
-        checksumKey = loadChecksumKey(config.checksumKeyPath);
+        checksumKey = loadChecksumKey(config.checksumKeyPath, (warning) => io.stderr.write(`gitops-guard audit: warning: ${warning}\n`));
       } catch (error) {
         if (error instanceof ChecksumKeyError) throw new SetupError(error.message);
         throw error;

@@ -3,13 +3,15 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { loadChecksumKey } from '../actions/checksum/key.js';
 import { createRegistry } from '../actions/registry.js';
 import { CONTROLLER_DEFAULTS, RolloutController } from '../controller/controller.js';
+import { readinessReport } from '../controller/kinds.js';
 import { KubeConfigError, loadKubeConfig } from '../kube/kubeconfig.js';
+import { loadRuleSetFile } from '../rules/load.js';
 import { RuleStore } from '../rules/store.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { watchFiles } from '../util/file-watch.js';
+import { DEFAULT_CHECKSUM_KEY_PATH, requireNoStampingWithoutKey, startupChecksumKey } from './checksum-key.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 
@@ -17,7 +19,7 @@ const flags: FlagSpecs = {
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
   namespaces: { type: 'string', env: 'GITOPS_GUARD_NAMESPACES', description: 'Comma-separated namespaces to watch (default: all namespaces)' },
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); the stamping rule selects the workloads; re-read on change (default: the shipped default rules)' },
-  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums (the webhook\'s key)' },
+  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: DEFAULT_CHECKSUM_KEY_PATH, description: 'HMAC key file for config checksums: the webhook\'s key (needed only when the rules stamp checksums)' },
   'resync-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RESYNC_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.resyncIntervalMs), description: 'How often the leader compares every workload again (0: never)' },
   'coalesce-ms': { type: 'string', env: 'GITOPS_GUARD_COALESCE_MS', default: String(CONTROLLER_DEFAULTS.coalesceMs), description: 'Quiet period that merges a burst of changes into one rollout' },
   'max-delay-ms': { type: 'string', env: 'GITOPS_GUARD_MAX_DELAY_MS', default: String(CONTROLLER_DEFAULTS.maxDelayMs), description: 'Longest wait after the first change of a burst' },
@@ -31,7 +33,8 @@ const flags: FlagSpecs = {
   username: { type: 'string', env: 'GITOPS_GUARD_CONTROLLER_USERNAME', default: CONTROLLER_DEFAULTS.username, description: 'User the stamping rule is matched as (rules with userInfo)' },
   mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: patch; audit: compute and log what would be patched, never write (match the webhook\'s mode)' },
   'stamp-unstamped': { type: 'boolean', env: 'GITOPS_GUARD_STAMP_UNSTAMPED', description: 'Also stamp selected workloads that carry no checksum yet (rolls each of them once)' },
-  rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (when argoproj.io/v1alpha1 is served), true or false' },
+  rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (while discovery lists rollouts in argoproj.io/v1alpha1; never blocks readiness), true (required) or false' },
+  'discovery-interval-ms': { type: 'string', env: 'GITOPS_GUARD_DISCOVERY_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.discoveryIntervalMs), description: 'How often discovery is asked again which workload kinds are served, to watch kinds installed (or stop watching kinds removed) at run time (0: only at start-up)' },
   'metrics-port': { type: 'string', env: 'GITOPS_GUARD_METRICS_PORT', default: '8080', description: 'Plain HTTP port for /metrics, /healthz and /readyz (0: any free port)' },
   'metrics-host': { type: 'string', env: 'GITOPS_GUARD_METRICS_HOST', description: 'Address to bind the metrics port (all interfaces when unset)' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
@@ -62,6 +65,7 @@ export interface ControllerCliConfig {
   identity: string;
   username: string;
   rollouts: 'auto' | boolean;
+  discoveryIntervalMs: number;
   mode: 'enforce' | 'audit';
   stampUnstamped: boolean;
   metricsPort: number;
@@ -107,6 +111,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     identity,
     username: String(values.username),
     rollouts: rollouts === 'auto' ? 'auto' : rollouts === 'true',
+    discoveryIntervalMs: integerFlag(values['discovery-interval-ms'], 'discovery-interval-ms', 0, 86_400_000),
     mode,
     stampUnstamped: values['stamp-unstamped'] === true,
     metricsPort: integerFlag(values['metrics-port'], 'metrics-port', 0, 65535),
@@ -136,9 +141,13 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     io.stdout.write(controllerHelp);
     return 0;
   }
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  const actions = createRegistry();
+  const keyWarnings: string[] = [];
+  const checksumKey = startupChecksumKey(config.checksumKeyPath, loadRuleSetFile(config.rulesPath, actions), (warning) => keyWarnings.push(warning));
   const logger = createLogger(config.logLevel).child({ component: 'controller' });
-  const rules = new RuleStore(config.rulesPath, createRegistry(), logger);
+  for (const warning of keyWarnings) logger.warn(warning);
+  if (!checksumKey) logger.info({ checksumKey: config.checksumKeyPath }, 'no checksum key: the rules stamp no config checksums, so no workload is rolled (a reload that adds a stamping rule is refused until restarted with a key)');
+  const rules = new RuleStore(config.rulesPath, actions, logger, undefined, checksumKey ? undefined : requireNoStampingWithoutKey(config.checksumKeyPath));
   const kubeConfig = loadKubeConfig(config.kubeconfigPath);
   if (!kubeConfig) throw new KubeConfigError('the controller needs a Kubernetes API: not in a cluster and no kubeconfig found');
 
@@ -161,6 +170,7 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     concurrency: config.concurrency,
     username: config.username,
     rollouts: config.rollouts,
+    discoveryIntervalMs: config.discoveryIntervalMs,
     dryRun: config.mode === 'audit',
     stampUnstamped: config.stampUnstamped,
     registry,
@@ -175,7 +185,8 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     };
     if (req.method !== 'GET') return reply(405, 'method not allowed\n');
     if (path === '/healthz') return reply(200, 'ok\n');
-    if (path === '/readyz') return controller.ready ? reply(200, 'ok\n') : reply(503, 'informers not synced\n');
+    // Which kinds are watched and which are not, and why: the status code is what probes read.
+    if (path === '/readyz') return reply(controller.ready ? 200 : 503, readinessReport(controller.ready, controller.kindStatus()));
     if (path === '/metrics') {
       registry.metrics().then(
         (text) => reply(200, text, registry.contentType),

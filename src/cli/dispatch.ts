@@ -10,11 +10,12 @@ const HELP = `gitops-guard ${VERSION}: a Kubernetes admission webhook that keeps
 Usage: gitops-guard <command> [options]
 
 Commands:
-  serve      Run the admission webhook server (HTTPS)
-  certs      Generate a CA and serving certificate for the webhook Service
-  audit      Dry-run the rules over rendered manifests (for CI)
+  serve         Run the admission webhook server (HTTPS)
+  certs         Generate a CA and serving certificate for the webhook Service
+  checksum-key  Create the HMAC key for config checksums (once per cluster)
+  audit         Dry-run the rules over rendered manifests (for CI)
 
-  controller Roll workloads whose consumed ConfigMaps/Secrets changed (leader-elected)
+  controller    Roll workloads whose consumed ConfigMaps/Secrets changed (leader-elected)
 
 Run "gitops-guard <command> --help" for a command's options and their environment variables.
 `;
@@ -35,6 +36,8 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
       }
       case 'certs':
         return (await import('./certs.js')).runCerts(rest, io);
+      case 'checksum-key':
+        return (await import('./checksum-key.js')).runChecksumKey(rest, io);
       case 'audit':
         return (await import('./audit.js')).runAudit(rest, io);
       case undefined:
@@ -47,7 +50,7 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
         io.stdout.write(`${VERSION}\n`);
         return 0;
       default:
-        throw new UsageError(`unknown command "${command}" (expected serve, certs, audit or controller)`);
+        throw new UsageError(`unknown command "${command}" (expected serve, certs, checksum-key, audit or controller)`);
     }
   } catch (error) {
     if (error instanceof UsageError) {
@@ -63,6 +66,6 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
 }
 
 function isOneLineStartupError(error: unknown): error is Error {
-  return error instanceof Error && ['ChecksumKeyError', 'KubeConfigError'].includes(error.name) || (error as NodeJS.ErrnoException)?.code === 'EADDRINUSE';
+  return error instanceof Error && ['ChecksumKeyError', 'KubeConfigError', 'UnsafeFileError'].includes(error.name) || (error as NodeJS.ErrnoException)?.code === 'EADDRINUSE';
 }
 

@@ -1,16 +1,20 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LevelWithSilent } from 'pino';
-import { generateChecksumKey, loadChecksumKey } from '../actions/checksum/key.js';
+import { generateChecksumKey } from '../actions/checksum/key.js';
+import { createRegistry } from '../actions/registry.js';
 import { generateCertificates, writeCertificates } from '../certs/generate.js';
 import { getHeapStatistics } from 'node:v8';
 import { ClientNodeReader, DEFAULT_READ_CONNECTIONS } from '../kube/client-node-reader.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { UnavailableKubeReader, type KubeReader } from '../kube/reader.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
+import { loadRuleSetFile } from '../rules/load.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { DEFAULT_MAX_TIMEOUT_MS } from '../server/admission-endpoint.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, startServer, type RunningServer } from '../server/server.js';
+import { writeFileNoFollow } from '../util/private-file.js';
+import { DEFAULT_CHECKSUM_KEY_PATH, requireNoStampingWithoutKey, startupChecksumKey } from './checksum-key.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 
 const flags: FlagSpecs = {
@@ -18,10 +22,11 @@ const flags: FlagSpecs = {
   host: { type: 'string', env: 'GITOPS_GUARD_HOST', description: 'Address to bind (all interfaces when unset)' },
   'tls-cert': { type: 'string', env: 'GITOPS_GUARD_TLS_CERT', default: 'certs/tls.crt', description: 'Serving certificate (PEM); re-read on change' },
   'tls-key': { type: 'string', env: 'GITOPS_GUARD_TLS_KEY', default: 'certs/tls.key', description: 'Serving key (PEM); re-read on change' },
+  'client-ca': { type: 'string', env: 'GITOPS_GUARD_CLIENT_CA', description: 'CA bundle (PEM): /mutate and /validate answer only callers with a client certificate it issued (the API server); re-read on change' },
   rules: { type: 'string', env: 'GITOPS_GUARD_RULES', description: 'Rules file (YAML); re-read on change (default: the shipped default rules)' },
   mode: { type: 'string', env: 'GITOPS_GUARD_MODE', default: 'enforce', description: 'enforce: each rule\'s own mode; audit: every rule in audit mode' },
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
-  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: 'certs/checksum.key', description: 'HMAC key file for config checksums' },
+  'checksum-key': { type: 'string', env: 'GITOPS_GUARD_CHECKSUM_KEY', default: DEFAULT_CHECKSUM_KEY_PATH, description: 'HMAC key file for config checksums (create one with `gitops-guard checksum-key`); needed only when the rules stamp checksums' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
   'reload-interval-ms': { type: 'string', env: 'GITOPS_GUARD_RELOAD_INTERVAL_MS', default: '2000', description: 'How often certificate and rules files are checked for changes' },
   'shutdown-delay-ms': { type: 'string', env: 'GITOPS_GUARD_SHUTDOWN_DELAY_MS', default: '5000', description: 'On SIGTERM, keep serving this long after readiness turns false, answering with Connection: close (time for endpoints to drop the pod)' },
@@ -42,6 +47,7 @@ export interface ServeConfig {
   host?: string;
   tlsCertPath: string;
   tlsKeyPath: string;
+  clientCaPath?: string;
   rulesPath: string;
   mode: 'enforce' | 'audit';
   kubeconfigPath?: string;
@@ -76,6 +82,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     host: values.host as string | undefined,
     tlsCertPath: String(values['tls-cert']),
     tlsKeyPath: String(values['tls-key']),
+    ...(values['client-ca'] !== undefined ? { clientCaPath: String(values['client-ca']) } : {}),
     rulesPath: (values.rules as string | undefined) ?? DEFAULT_RULES_PATH,
     mode,
     kubeconfigPath: values.kubeconfig as string | undefined,
@@ -98,7 +105,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 /** `npm start` on a fresh machine: certificates for localhost and a checksum key, once. */
 function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): void {
   if (!existsSync(config.tlsCertPath) || !existsSync(config.tlsKeyPath)) {
-    const certs = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, extraDnsNames: ['localhost'], extraIps: ['127.0.0.1'] });
+    const certs = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, development: true });
     const dir = dirname(config.tlsCertPath);
     const written = writeCertificates(dir, certs);
     if (written.certPath !== config.tlsCertPath || written.keyPath !== config.tlsKeyPath) {
@@ -108,7 +115,7 @@ function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): void {
   }
   if (!existsSync(config.checksumKeyPath)) {
     mkdirSync(dirname(config.checksumKeyPath), { recursive: true });
-    writeFileSync(config.checksumKeyPath, `${generateChecksumKey()}\n`, { mode: 0o600 });
+    writeFileNoFollow(config.checksumKeyPath, `${generateChecksumKey()}\n`, 0o600);
     io.stderr.write(`generated development checksum key ${config.checksumKeyPath}\n`);
   }
 }
@@ -129,9 +136,14 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     return 0;
   }
   if (config.devCerts) ensureDevelopmentFiles(config, io);
-  // Certificates and rules are checked by startServer before it listens (one-line errors).
-  const checksumKey = loadChecksumKey(config.checksumKeyPath);
+  // The key is needed only when the rules stamp checksums; startServer then checks certificates
+  // and the rules (again: a later reload must not add a stamping rule a missing key cannot serve).
+  const registry = createRegistry();
+  const keyWarnings: string[] = [];
+  const checksumKey = startupChecksumKey(config.checksumKeyPath, loadRuleSetFile(config.rulesPath, registry), (warning) => keyWarnings.push(warning));
   const logger = createLogger(config.logLevel);
+  for (const warning of keyWarnings) logger.warn(warning);
+  if (!checksumKey) logger.info({ checksumKey: config.checksumKeyPath }, 'no checksum key: the rules stamp no config checksums (a reload that adds a stamping rule is refused until restarted with a key)');
   const { kube, description } = kubeReaderFor(config);
   logger.info({ kubernetesApi: description }, 'kubernetes reads');
   const running = await startServer({
@@ -139,10 +151,13 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     host: config.host,
     tlsCertPath: config.tlsCertPath,
     tlsKeyPath: config.tlsKeyPath,
+    clientCaPath: config.clientCaPath,
     rulesPath: config.rulesPath,
     modeOverride: config.mode === 'audit' ? 'audit' : undefined,
     kube,
+    registry,
     settings: { checksumKey },
+    checkRules: checksumKey ? undefined : requireNoStampingWithoutKey(config.checksumKeyPath),
     logger,
     reloadIntervalMs: config.reloadIntervalMs,
     shutdownDelayMs: config.shutdownDelayMs,

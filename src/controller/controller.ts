@@ -1,15 +1,18 @@
-import type { KubeConfig, KubernetesObject, ListWatch } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KubeObject } from '../admission/types.js';
 import { locatePodTemplate } from '../actions/checksum/pod-template.js';
 import { collectReferences } from '../actions/checksum/references.js';
+import { describeApiError } from '../kube/api-error.js';
 import { ClientNodeReader } from '../kube/client-node-reader.js';
+import { ApiDiscovery } from '../kube/discovery.js';
 import type { ConfigSourceKind, KubeReader } from '../kube/reader.js';
 import type { RuleSet } from '../rules/types.js';
 import { changedKeys, ConsumerIndex, sourceKey, type KeyDigests, type SourceKey, type WorkloadKey } from './consumers.js';
 import { sourceInformers, workloadInformers, type InformerSpec, type SourceSummary } from './informers.js';
-import { describeApiError, KubeLeaseClient, WORKLOAD_RESOURCES, WorkloadApi, type WorkloadRef, type WorkloadResource } from './kube-api.js';
+import { KubeLeaseClient, resourceName, WORKLOAD_RESOURCES, WorkloadApi, type WorkloadRef, type WorkloadResource } from './kube-api.js';
+import { KindWatch, servedBy, type DiscoveryAnswer, type InformerEvent, type KindStatus } from './kinds.js';
 import { LeaderElector, type LeaseClient } from './leader.js';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.js';
 import { CoalescingQueue } from './queue.js';
@@ -21,7 +24,8 @@ export interface ControllerConfig {
   namespaces?: readonly string[];
   /** The rules in use (the stamping rule selects what the controller may touch). */
   rules: () => RuleSet;
-  checksumKey: Buffer;
+  /** The webhook's key; absent only while the rules stamp nothing (a rules check keeps it so). */
+  checksumKey: Buffer | undefined;
   /** This replica's name in the Lease and in Events (the pod name). */
   identity: string;
   leaseName: string;
@@ -40,8 +44,17 @@ export interface ControllerConfig {
   retryBaseMs?: number;
   /** User of the synthetic UPDATE request the rules are matched against. */
   username?: string;
-  /** Watch Argo Rollouts: `auto` when the argoproj.io/v1alpha1 API is served. */
+  /**
+   * Watch Argo Rollouts: `auto` while discovery lists `rollouts` in argoproj.io/v1alpha1 (picked
+   * up and dropped at run time, never holding readiness back); `true` always, as a required kind;
+   * `false` never.
+   */
   rollouts?: 'auto' | boolean;
+  /**
+   * How often discovery is asked again which workload resources are served (kinds installed or
+   * removed at run time). 0: only at start-up.
+   */
+  discoveryIntervalMs?: number;
   registry: Registry;
   logger: Logger;
   /** ConfigMap/Secret reads for checksums (default: live GETs through client-node, as the webhook). */
@@ -70,21 +83,24 @@ export const CONTROLLER_DEFAULTS = {
   watchRestartDelayMs: 1_000,
   retryBaseMs: 1_000,
   resyncIntervalMs: 600_000,
+  discoveryIntervalMs: 30_000,
   username: 'system:serviceaccount:gitops-guard:gitops-guard-controller',
 } as const;
 
 const MAX_RETRY_MS = 300_000;
 
-interface Watched {
-  spec: InformerSpec<any>;
-  connects: number;
-  restartTimer?: NodeJS.Timeout;
-  /** Failures in a row (reset after a quiet minute): the restart delay doubles with each. */
-  failures: number;
-  lastFailureAt: number;
+/** A resource kind the controller may watch: how to start its informers, and whether discovery decides. */
+interface Kind {
+  watch: KindWatch;
+  /** The workload type (undefined for ConfigMaps and Secrets). */
+  resource?: WorkloadResource;
+  informers: () => InformerSpec<any>[];
+  /** Discovery decides whether it is watched (otherwise it is always watched, or never: `disabled`). */
+  discovered: boolean;
+  disabled: boolean;
+  /** The last reason it stopped itself for (a repeat is logged at debug level only). */
+  lastFailure?: string;
 }
-
-const MAX_WATCH_RESTART_MS = 30_000;
 
 /**
  * The rollout controller: informers on ConfigMaps, Secrets and the stamped workload kinds in every
@@ -99,7 +115,11 @@ export class RolloutController {
   private readonly elector: LeaderElector;
   private readonly api: WorkloadApi;
   private readonly deps: ReconcileDeps;
-  private readonly watched: Watched[] = [];
+  private readonly discovery: ApiDiscovery;
+  /** By resource name (`configmaps`, `deployments.apps`), in a stable order. */
+  private readonly kinds = new Map<string, Kind>();
+  private discoveryTimer: NodeJS.Timeout | undefined;
+  private discoveryAbort: AbortController | undefined;
   /** Per-key digests of every ConfigMap/Secret seen: to tell which keys a change touched. */
   private readonly digests = new Map<SourceKey, KeyDigests>();
   private readonly workloads = new Map<WorkloadKey, { ref: WorkloadRef; generation: unknown }>();
@@ -121,6 +141,7 @@ export class RolloutController {
     this.queue = new CoalescingQueue<WorkloadKey>({ coalesceMs: this.settings.coalesceMs, maxDelayMs: this.settings.maxDelayMs, concurrency: this.settings.concurrency });
     this.metrics = createControllerMetrics(config.registry, () => this.queue.depth);
     this.api = new WorkloadApi(config.kubeConfig);
+    this.discovery = new ApiDiscovery(config.kubeConfig);
     this.elector = new LeaderElector(config.leaseClient ?? new KubeLeaseClient(config.kubeConfig, config.leaseNamespace, config.leaseName), {
       identity: config.identity,
       leaseDurationMs: config.leaseDurationMs ?? CONTROLLER_DEFAULTS.leaseDurationMs,
@@ -150,9 +171,20 @@ export class RolloutController {
     return this.elector.isLeader();
   }
 
-  /** True once every informer has listed once. */
+  /** True once every required informer has listed once (optional kinds never hold it back). */
   get ready(): boolean {
     return this.synced;
+  }
+
+  /** Every resource kind, watched or not, and why not. */
+  kindStatus(): KindStatus[] {
+    return [...this.kinds.values()].map(({ watch }) => ({
+      resource: watch.name,
+      watched: watch.watching,
+      listed: watch.listed,
+      required: watch.required,
+      ...(watch.reason !== undefined ? { reason: watch.reason } : {}),
+    }));
   }
 
   get queueDepth(): number {
@@ -164,31 +196,58 @@ export class RolloutController {
     return this.queue.idle();
   }
 
-  /** Starts the informers, waits until each has listed once, then campaigns for the lease. */
+  /**
+   * Asks discovery which workload resources are served, starts the informers of those, waits until
+   * the required ones have listed once, then campaigns for the lease and keeps asking discovery.
+   */
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.discoveryAbort = new AbortController();
     const { kubeConfig, namespaces, logger } = this.config;
-    const resources = [...WORKLOAD_RESOURCES.filter((r) => r.group !== 'argoproj.io')];
-    const rollouts = WORKLOAD_RESOURCES.find((r) => r.group === 'argoproj.io')!;
-    if (this.config.rollouts === true || ((this.config.rollouts ?? 'auto') === 'auto' && (await this.rolloutsServed(rollouts)))) resources.push(rollouts);
-
+    this.kinds.clear();
     for (const kind of ['ConfigMap', 'Secret'] as const) {
-      for (const spec of sourceInformers(kubeConfig, kind, namespaces)) this.watch(spec, (type, object) => this.onSource(kind, type, object as SourceSummary));
+      const name = kind === 'Secret' ? 'secrets' : 'configmaps';
+      this.addKind({ name, required: true, discovered: false, disabled: false, informers: () => sourceInformers(kubeConfig, kind, namespaces) }, (type, object) =>
+        this.onSource(kind, type, object as SourceSummary),
+      );
     }
-    for (const resource of resources) {
-      for (const spec of workloadInformers(kubeConfig, resource, namespaces)) this.watch(spec, (type, object) => this.onWorkload(resource, type, object as KubeObject));
+    const rollouts = this.config.rollouts ?? 'auto';
+    for (const resource of WORKLOAD_RESOURCES) {
+      const forced = !resource.builtIn && rollouts !== 'auto';
+      this.addKind(
+        {
+          name: resourceName(resource),
+          resource,
+          required: resource.builtIn || rollouts === true,
+          discovered: !forced,
+          disabled: !resource.builtIn && rollouts === false,
+          informers: () => workloadInformers(kubeConfig, resource, namespaces),
+        },
+        (type, object) => this.onWorkload(resource, type, object as KubeObject),
+      );
     }
+
+    await this.discover(true);
+    if (this.stopped) return;
+    await Promise.all([...this.kinds.values()].filter((k) => !k.discovered && !k.disabled).map((k) => this.startKind(k)));
+    if (this.stopped) return;
+    const status = this.kindStatus();
     logger.info(
-      { namespaces: namespaces ?? 'all', workloads: resources.map((r) => `${r.plural}.${r.group}`), identity: this.config.identity },
+      {
+        namespaces: namespaces ?? 'all',
+        watched: status.filter((k) => k.watched).map((k) => k.resource),
+        notWatched: Object.fromEntries(status.filter((k) => !k.watched).map((k) => [k.resource, k.reason])),
+        identity: this.config.identity,
+      },
       'rollout controller starting',
     );
-    await Promise.all(this.watched.map((w) => w.spec.informer.start()));
     await this.waitListed();
     if (this.stopped) return;
     this.synced = true;
     logger.info({ workloads: this.workloads.size, sources: this.digests.size, consumed: this.index.sources }, 'informers synced');
     this.elector.start();
+    this.scheduleDiscovery();
   }
 
   /**
@@ -199,14 +258,12 @@ export class RolloutController {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.resyncTimer);
+    clearTimeout(this.discoveryTimer);
+    this.discoveryAbort?.abort();
     this.queue.pause();
     await this.elector.stop({ release });
     this.queue.clear();
-    for (const watched of this.watched) {
-      clearTimeout(watched.restartTimer);
-      watched.spec.close();
-    }
-    this.watched.length = 0;
+    for (const kind of this.kinds.values()) if (kind.watch.watching) kind.watch.stop('controller stopped');
     this.synced = false;
     this.metrics.leader.set(0);
     // A later start() lists everything again.
@@ -216,57 +273,141 @@ export class RolloutController {
     this.index.clear();
   }
 
-  private async rolloutsServed(resource: WorkloadResource): Promise<boolean> {
-    try {
-      const served = await this.api.served(resource.group, resource.version);
-      if (!served) this.config.logger.info(`${resource.group}/${resource.version} is not served: Argo Rollouts are not watched`);
-      return served;
-    } catch (error) {
-      this.config.logger.warn({ err: describeApiError(error) }, `cannot discover ${resource.group}/${resource.version}: Argo Rollouts are not watched`);
-      return false;
+  private addKind(
+    kind: { name: string; resource?: WorkloadResource; required: boolean; discovered: boolean; disabled: boolean; informers: () => InformerSpec<any>[] },
+    handle: (type: InformerEvent, object: unknown) => void,
+  ): void {
+    const entry: Kind = {
+      resource: kind.resource,
+      informers: kind.informers,
+      discovered: kind.discovered,
+      disabled: kind.disabled,
+      watch: new KindWatch(
+        {
+          name: kind.name,
+          required: kind.required,
+          restartDelayMs: this.settings.watchRestartDelayMs,
+          logger: this.config.logger,
+          metrics: this.metrics,
+          handle: (type, object) => {
+            if (!this.stopped) handle(type, object);
+          },
+          onUnavailable: (reason, status) => this.kindUnavailable(entry, reason, status),
+          retryNote: this.retryNote,
+        },
+        kind.disabled ? '--rollouts=false' : 'waiting for discovery',
+      ),
+    };
+    this.kinds.set(kind.name, entry);
+  }
+
+  private async startKind(kind: Kind): Promise<void> {
+    await kind.watch.start(kind.informers());
+  }
+
+  /** Forgets the workloads of a kind no longer watched (their state can no longer be kept current). */
+  private dropWorkloads(resource: WorkloadResource | undefined): void {
+    if (!resource) return;
+    for (const [key, known] of this.workloads) {
+      if (known.ref.resource !== resource) continue;
+      this.index.removeWorkload(key);
+      this.workloads.delete(key);
+      this.attempts.delete(key);
     }
+  }
+
+  /** What becomes of a kind discovery could not settle, or that stopped itself. */
+  private get retryNote(): string {
+    const intervalMs = this.config.discoveryIntervalMs ?? CONTROLLER_DEFAULTS.discoveryIntervalMs;
+    return intervalMs > 0 ? 'tried again at the next discovery' : 'not tried again (--discovery-interval-ms=0)';
+  }
+
+  /**
+   * An optional kind stopped itself. 403 is an installation problem (RBAC without that kind):
+   * a warning, once. 404 usually means its CRD was just removed: information.
+   */
+  private kindUnavailable(kind: Kind, reason: string, status: number): void {
+    this.dropWorkloads(kind.resource);
+    const repeated = kind.lastFailure === reason;
+    kind.lastFailure = reason;
+    this.config.logger[repeated ? 'debug' : status === 403 ? 'warn' : 'info']({ resource: kind.watch.name, reason }, 'resource not watched');
+  }
+
+  /**
+   * One discovery round: a GET per group-version of the discovered kinds, then per resource: start
+   * watching what is served and not watched yet (workloads it lists are compared like at
+   * start-up), stop watching what is no longer served. A failed GET changes nothing, except at
+   * start-up, where built-in kinds are watched anyway (every Kubernetes serves them).
+   */
+  private async discover(initial: boolean): Promise<void> {
+    const kinds = [...this.kinds.values()].filter((k) => k.discovered && k.resource);
+    const groupVersions = [...new Set(kinds.map((k) => `${k.resource!.group}/${k.resource!.version}`))];
+    const signal = this.discoveryAbort?.signal;
+    const answers = new Map<string, DiscoveryAnswer>();
+    const { logger } = this.config;
+    await Promise.all(
+      groupVersions.map(async (groupVersion) => {
+        const [group, version] = groupVersion.split('/') as [string, string];
+        try {
+          answers.set(groupVersion, { resources: await this.discovery.resources(group, version, signal) });
+        } catch (error) {
+          answers.set(groupVersion, { error: describeApiError(error) });
+          if (!this.stopped) logger.warn({ groupVersion, err: describeApiError(error) }, 'discovery failed; the kinds it serves keep their current state');
+        }
+      }),
+    );
+    if (this.stopped) return;
+    const starts: Promise<void>[] = [];
+    for (const kind of kinds) {
+      const { watch } = kind;
+      const resource = kind.resource!;
+      const served = servedBy(resource, answers.get(`${resource.group}/${resource.version}`)!);
+      if (served.served === true) {
+        if (watch.watching) continue;
+        if (!initial) logger.info({ resource: watch.name }, 'resource served now: watching it');
+        starts.push(this.startKind(kind));
+      } else if (served.served === 'unknown') {
+        if (watch.watching) continue;
+        // Every Kubernetes serves the built-in kinds; an optional one waits for an answer.
+        if (initial && resource.builtIn) starts.push(this.startKind(kind));
+        else if (initial) watch.notWatched(`${served.reason}; ${this.retryNote}`);
+      } else if (watch.watching) {
+        watch.stop(served.reason);
+        this.dropWorkloads(resource);
+        logger.info({ resource: watch.name, reason: served.reason }, 'resource no longer served: stopped watching it');
+      } else {
+        watch.notWatched(served.reason);
+      }
+    }
+    await Promise.all(starts);
+  }
+
+  private scheduleDiscovery(): void {
+    const intervalMs = this.config.discoveryIntervalMs ?? CONTROLLER_DEFAULTS.discoveryIntervalMs;
+    if (intervalMs <= 0 || this.stopped) return;
+    this.discoveryTimer = setTimeout(() => {
+      this.discover(false).then(
+        () => this.scheduleDiscovery(),
+        (error: unknown) => {
+          this.config.logger.warn({ err: describeApiError(error) }, 'discovery round failed');
+          this.scheduleDiscovery();
+        },
+      );
+    }, intervalMs);
+    this.discoveryTimer.unref();
   }
 
   private async waitListed(): Promise<void> {
-    while (!this.stopped && this.watched.some((w) => (w.spec.informer as ListWatch<KubernetesObject>).latestResourceVersion() === '')) {
+    while (!this.stopped && [...this.kinds.values()].some((k) => k.watch.required && k.watch.watching && !k.watch.listed)) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-  }
-
-  private watch(spec: InformerSpec<any>, handle: (type: 'add' | 'update' | 'delete', object: unknown) => void): void {
-    const watched: Watched = { spec, connects: 0, failures: 0, lastFailureAt: 0 };
-    this.watched.push(watched);
-    const { informer, resource, namespace } = spec;
-    for (const verb of ['add', 'update', 'delete'] as const) {
-      informer.on(verb, (object: unknown) => {
-        if (!this.stopped) handle(verb, object);
-      });
-    }
-    informer.on('connect', () => {
-      if (watched.connects++ > 0) this.metrics.watchRestarts.inc({ resource });
-    });
-    informer.on('error', (error: unknown) => {
-      if (this.stopped) return;
-      // client-node stops an informer whose list or watch failed (other than 410): start it again;
-      // it resumes from the last resourceVersion it saw, or lists again if it never listed.
-      const now = Date.now();
-      if (now - watched.lastFailureAt > 60_000) watched.failures = 0;
-      watched.failures++;
-      watched.lastFailureAt = now;
-      const delay = Math.min(this.settings.watchRestartDelayMs * 2 ** (watched.failures - 1), MAX_WATCH_RESTART_MS);
-      this.config.logger.warn({ resource, namespace: namespace ?? 'all', err: describeApiError(error), retryInMs: delay }, 'watch failed; restarting');
-      clearTimeout(watched.restartTimer);
-      watched.restartTimer = setTimeout(() => {
-        if (!this.stopped) void informer.start();
-      }, delay);
-    });
   }
 
   private get acting(): boolean {
     return this.synced && this.leaderSignal !== undefined && !this.leaderSignal.aborted;
   }
 
-  private onSource(kind: ConfigSourceKind, type: 'add' | 'update' | 'delete', object: SourceSummary): void {
+  private onSource(kind: ConfigSourceKind, type: InformerEvent, object: SourceSummary): void {
     const { name, namespace } = object.metadata;
     const key = sourceKey(kind, namespace, name);
     const before = this.digests.get(key);
@@ -279,7 +420,7 @@ export class RolloutController {
     for (const workload of this.index.affected(kind, namespace, name, change)) this.queue.add(workload, `${kind} ${name}`);
   }
 
-  private onWorkload(resource: WorkloadResource, type: 'add' | 'update' | 'delete', object: KubeObject): void {
+  private onWorkload(resource: WorkloadResource, type: InformerEvent, object: KubeObject): void {
     const namespace = object.metadata?.namespace ?? '';
     const name = object.metadata?.name ?? '';
     const key = workloadKey(resource, namespace, name);

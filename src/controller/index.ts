@@ -3,7 +3,8 @@ export { RolloutController, CONTROLLER_DEFAULTS, type ControllerConfig } from '.
 export { ConsumerIndex, changedKeys, sourceKey, type KeyChange, type KeyDigests, type SourceKey, type WorkloadKey } from './consumers.js';
 export { CoalescingQueue, type QueueOptions, type QueueHandler } from './queue.js';
 export { LeaderElector, LeaseConflictError, type LeaseClient, type LeaseRecord, type LeaseSpec, type LeaderElectionOptions } from './leader.js';
-export { KubeLeaseClient, WorkloadApi, WORKLOAD_RESOURCES, FIELD_MANAGER, type WorkloadRef, type WorkloadResource } from './kube-api.js';
+export { KubeLeaseClient, WorkloadApi, WORKLOAD_RESOURCES, FIELD_MANAGER, resourceName, type WorkloadRef, type WorkloadResource } from './kube-api.js';
+export { KindWatch, readinessReport, servedBy, type DiscoveryAnswer, type KindStatus, type Served } from './kinds.js';
 export { summarise, slimWorkload, makeTransformingInformer, sourceInformers, workloadInformers, type SourceSummary } from './informers.js';
 export {
   reconcileWorkload,
@@ -19,3 +20,4 @@ export {
   type ReconcileOutcome,
 } from './reconcile.js';
 export { createControllerMetrics, type ControllerMetrics } from './metrics.js';
+export { createScanMetrics, MAX_CHECK_RULES, type ScanMetrics, type ScanRun } from './scan-metrics.js';

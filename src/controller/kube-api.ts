@@ -1,5 +1,4 @@
 import {
-  ApiException,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
@@ -9,6 +8,7 @@ import {
   type KubeConfig,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { httpStatus } from '../kube/api-error.js';
 import { withSignal } from '../kube/call-options.js';
 import { makeKeepAliveApiClient } from '../kube/keep-alive.js';
 import type { KubeObject } from '../admission/types.js';
@@ -23,46 +23,31 @@ export interface WorkloadResource {
   version: string;
   kind: string;
   plural: string;
+  /**
+   * Part of Kubernetes itself: a failing list keeps the controller unready (RBAC is missing). The
+   * others are custom resources a cluster may or may not have; they never hold readiness back.
+   */
+  builtIn: boolean;
 }
 
 export const WORKLOAD_RESOURCES: readonly WorkloadResource[] = [
-  { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments' },
-  { group: 'apps', version: 'v1', kind: 'StatefulSet', plural: 'statefulsets' },
-  { group: 'apps', version: 'v1', kind: 'DaemonSet', plural: 'daemonsets' },
-  { group: 'batch', version: 'v1', kind: 'CronJob', plural: 'cronjobs' },
-  { group: 'argoproj.io', version: 'v1alpha1', kind: 'Rollout', plural: 'rollouts' },
+  { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', builtIn: true },
+  { group: 'apps', version: 'v1', kind: 'StatefulSet', plural: 'statefulsets', builtIn: true },
+  { group: 'apps', version: 'v1', kind: 'DaemonSet', plural: 'daemonsets', builtIn: true },
+  { group: 'batch', version: 'v1', kind: 'CronJob', plural: 'cronjobs', builtIn: true },
+  { group: 'argoproj.io', version: 'v1alpha1', kind: 'Rollout', plural: 'rollouts', builtIn: false },
 ];
+
+/** `deployments.apps`: how logs, metrics and /readyz name a resource. */
+export function resourceName(resource: Pick<WorkloadResource, 'group' | 'plural'>): string {
+  return resource.group ? `${resource.plural}.${resource.group}` : resource.plural;
+}
 
 export interface WorkloadRef {
   resource: WorkloadResource;
   namespace: string;
   name: string;
 }
-
-/** The HTTP status of a failed API call, if it got an answer. */
-export function httpStatus(error: unknown): number | undefined {
-  if (error instanceof ApiException) return error.code;
-  const code = (error as { code?: unknown; statusCode?: unknown } | null)?.statusCode ?? (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** A short, data-free description of an API failure (status and Status reason only). */
-export function describeApiError(error: unknown): string {
-  if (error instanceof ApiException) {
-    let reason: string | undefined;
-    try {
-      const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-      if (body && typeof body.reason === 'string' && /^[A-Za-z]{1,40}$/.test(body.reason)) reason = body.reason;
-    } catch {
-      // body not repeated
-    }
-    return `HTTP ${error.code}${reason ? ` ${reason}` : ''}`;
-  }
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code)) return code;
-  return error instanceof Error ? error.name : typeof error;
-}
-
 
 /** Reads and patches workloads as raw JSON (exactly what the webhook is sent), through the generic group API. */
 export class WorkloadApi {
@@ -97,17 +82,6 @@ export class WorkloadApi {
 
   async createEvent(namespace: string, event: CoreV1Event, signal?: AbortSignal): Promise<void> {
     await this.core.createNamespacedEvent({ namespace, body: event }, withSignal(signal));
-  }
-
-  /** Whether the API serves `group/version` (a discovery GET; false on 404). */
-  async served(group: string, version: string): Promise<boolean> {
-    try {
-      await this.custom.getAPIResources({ group, version });
-      return true;
-    } catch (error) {
-      if (httpStatus(error) === 404) return false;
-      throw error;
-    }
   }
 }
 

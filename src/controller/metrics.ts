@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { createScanMetrics, type ScanMetrics } from './scan-metrics.js';
 
 export interface ControllerMetrics {
   rollouts: Counter<'kind'>;
@@ -6,7 +7,10 @@ export interface ControllerMetrics {
   reconciles: Counter<'result'>;
   queueDepth: Gauge;
   watchRestarts: Counter<'resource'>;
+  resourceWatched: Gauge<'resource'>;
   leader: Gauge;
+  /** The latest cluster scan's results (scan-metrics.ts); set by the leader's scan. */
+  scan: ScanMetrics;
 }
 
 /** The controller's metrics, on the registry given (the controller pod's /metrics). */
@@ -45,6 +49,13 @@ export function createControllerMetrics(registry: Registry, queueDepth: () => nu
       labelNames: ['resource'],
       registers,
     }),
+    resourceWatched: new Gauge({
+      name: 'gitops_guard_controller_resource_watched',
+      help: '1 while the resource is watched, 0 while it is not (not served by the API, or its list is refused); /readyz says why.',
+      labelNames: ['resource'],
+      registers,
+    }),
     leader: new Gauge({ name: 'gitops_guard_controller_leader', help: '1 while this replica holds the leader lease.', registers }),
+    scan: createScanMetrics(registry),
   };
 }

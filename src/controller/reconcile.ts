@@ -10,7 +10,8 @@ import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, type StampConfigChecksumPar
 import type { KubeReader } from '../kube/reader.js';
 import { matchRule } from '../rules/match.js';
 import type { RuleSet } from '../rules/types.js';
-import { describeApiError, httpStatus, type WorkloadApi, type WorkloadRef, type WorkloadResource } from './kube-api.js';
+import { describeApiError, httpStatus } from '../kube/api-error.js';
+import type { WorkloadApi, WorkloadRef, WorkloadResource } from './kube-api.js';
 
 /** Workload annotation that keeps the controller away from a workload (the webhook still stamps it). */
 export const ROLLOUT_OPT_OUT_ANNOTATION = 'gitops-guard.dev/rollout';
@@ -28,7 +29,7 @@ export interface ReconcileDeps {
   api: WorkloadApi;
   /** The rules in use (re-read on every reconcile, so a rules reload applies at once). */
   rules: () => RuleSet;
-  checksumKey: Buffer;
+  checksumKey: Buffer | undefined;
   /** The user the synthetic UPDATE request is made as, for rules that match on userInfo. */
   username: string;
   /** Checked right before the patch: a replica that lost its lease must not write. */

@@ -27,6 +27,8 @@ describe('parseRuleSet', () => {
     expect(rule!.action.params).toEqual({
       sources: ['argocdAnnotation', 'helm', 'flux', 'argocdLabel'],
       argocdLabelKey: 'app.kubernetes.io/instance',
+      argocdLabelInstallation: '',
+      argocdLegacyInstallation: '',
       instanceLabel: 'app.kubernetes.io/instance',
     });
   });

@@ -2,7 +2,14 @@ import type { ActionRegistry } from '../actions/registry.js';
 
 export const RULESET_API_VERSION = 'gitops-guard.dev/v1alpha1';
 
-const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+/**
+ * Bounds that keep the cost of matching a request (every rule, on every admission) and of loading
+ * a file small; real rule sets are far below them.
+ */
+export const MAX_RULES = 200;
+const MAX_LIST_ITEMS = 200;
+
+const stringList = { type: 'array', maxItems: MAX_LIST_ITEMS, items: { type: 'string', minLength: 1, maxLength: 1024 } } as const;
 
 /** `*` or a literal; versions and groups may be `*`. */
 const kindMatcher = {
@@ -23,6 +30,7 @@ const labelSelector = {
     matchLabels: { type: 'object', additionalProperties: { type: 'string' } },
     matchExpressions: {
       type: 'array',
+      maxItems: MAX_LIST_ITEMS,
       items: {
         type: 'object',
         additionalProperties: false,
@@ -42,7 +50,7 @@ const match = {
   additionalProperties: false,
   required: ['kinds'],
   properties: {
-    kinds: { type: 'array', minItems: 1, items: kindMatcher },
+    kinds: { type: 'array', minItems: 1, maxItems: MAX_LIST_ITEMS, items: kindMatcher },
     operations: {
       type: 'array',
       minItems: 1,
@@ -88,6 +96,7 @@ export function ruleSetSchema(registry: ActionRegistry): Record<string, unknown>
       kind: { const: 'RuleSet' },
       rules: {
         type: 'array',
+        maxItems: MAX_RULES,
         items: {
           type: 'object',
           additionalProperties: false,

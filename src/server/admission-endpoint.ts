@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { BadReviewError, decodeAdmissionReview } from '../admission/decode.js';
 import { handleAdmission, logAdmission, verdictOf, type HandlerDeps } from '../admission/handler.js';
@@ -61,6 +62,8 @@ const CHUNKED_INITIAL_BYTES = 64 * 1024;
 export interface AdmissionEndpointDeps extends HandlerDeps {
   logger: Logger;
   limits?: AdmissionLimits;
+  /** `serve --client-ca`: only callers whose client certificate verified may be answered. */
+  requireClientCertificate?: boolean;
 }
 
 class HttpError extends Error {
@@ -147,6 +150,13 @@ export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
   };
 
   return async function admissionEndpoint(phase: WebhookPhase, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (deps.requireClientCertificate && !(req.socket as TLSSocket).authorized) {
+      // Refused before the body is read: an unauthenticated caller learns nothing and costs nothing.
+      deps.metrics.errors.inc({ type: 'unauthenticated' });
+      res.shouldKeepAlive = false;
+      sendJson(res, 401, { error: 'a client certificate issued by the configured client CA is required' });
+      return;
+    }
     const started = performance.now();
     const timing = admissionTiming(req.url, limits.maxTimeoutMs);
     const deadline = Date.now() + timing.budgetMs;

@@ -127,7 +127,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     errors: new Counter({
       name: 'gitops_guard_errors_total',
-      help: 'Errors by type (bad_request, rule_error, aborted, internal, cert_reload, rules_reload).',
+      help: 'Errors by type (bad_request, unauthenticated, rule_error, aborted, internal, cert_reload, rules_reload).',
       labelNames: ['type'],
       registers,
     }),

@@ -7,18 +7,21 @@ import type { ActionSettings } from '../actions/types.js';
 import { createRegistry, type ActionRegistry } from '../actions/registry.js';
 import type { KubeReader } from '../kube/reader.js';
 import { RuleStore } from '../rules/store.js';
-import type { RuleMode } from '../rules/types.js';
+import type { RuleProblem } from '../rules/load.js';
+import type { RuleMode, RuleSet } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
 import { admissionBudgets, DEFAULT_MAX_TIMEOUT_MS, DEFAULT_MEMORY_BUDGET_BYTES } from './admission-endpoint.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { loadServingCredentials, secureContextOptions, TLS_MIN_VERSION } from './tls.js';
+import { loadServingCredentials, secureContextOptions, serverTlsOptions } from './tls.js';
 
 export interface ServerOptions {
   port: number;
   host?: string;
   tlsCertPath: string;
   tlsKeyPath: string;
+  /** CA bundle client certificates must chain to; set, the admission endpoints require one. */
+  clientCaPath?: string;
   rulesPath: string;
   modeOverride?: RuleMode;
   kube: KubeReader;
@@ -26,6 +29,8 @@ export interface ServerOptions {
   logger: Logger;
   registry?: ActionRegistry;
   metrics?: Metrics;
+  /** Refuses rule sets this process cannot run (see RuleStore), at start-up and at every reload. */
+  checkRules?: (ruleSet: RuleSet) => RuleProblem[];
   /** How often certificate and rules files are checked for changes. */
   reloadIntervalMs?: number;
   /** After readiness turns false on shutdown, keep serving this long so endpoints drop us first. */
@@ -72,13 +77,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { logger } = options;
   const metrics = options.metrics ?? createMetrics();
   const registry = options.registry ?? createRegistry();
-  const credentials = loadServingCredentials(options.tlsCertPath, options.tlsKeyPath);
+  const loadCredentials = () => loadServingCredentials(options.tlsCertPath, options.tlsKeyPath, options.clientCaPath);
+  const credentials = loadCredentials();
   const rules = new RuleStore(options.rulesPath, registry, logger, (ok, ruleSet) => {
     metrics.rulesReloadSuccess.set(ok ? 1 : 0);
     metrics.rulesReloads.inc({ result: ok ? 'success' : 'failure' });
     if (!ok) metrics.errors.inc({ type: 'rules_reload' });
     metrics.rulesLoaded.set(ruleSet.rules.length);
-  });
+  }, options.checkRules);
   metrics.setCertificateNotAfter(credentials.notAfter);
 
   let draining = false;
@@ -95,6 +101,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rules: () => rules.current,
     isReady,
     limits: { maxTimeoutMs, ...admissionBudgets(memoryBudgetBytes) },
+    requireClientCertificate: options.clientCaPath !== undefined,
   });
 
   // Responses not finished yet: once draining starts, each gets `Connection: close`, so every
@@ -109,8 +116,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const server = createServer(
     {
-      ...secureContextOptions(credentials),
-      minVersion: TLS_MIN_VERSION,
+      ...serverTlsOptions(credentials),
       // Nothing a webhook call needs takes longer than the API server waits for it.
       handshakeTimeout: maxTimeoutMs,
       headersTimeout: maxTimeoutMs,
@@ -145,9 +151,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const reloadIntervalMs = options.reloadIntervalMs ?? 2000;
-  const stopCertWatch = watchFiles([options.tlsCertPath, options.tlsKeyPath], reloadIntervalMs, () => {
+  const watched = [options.tlsCertPath, options.tlsKeyPath, ...(options.clientCaPath ? [options.clientCaPath] : [])];
+  const stopCertWatch = watchFiles(watched, reloadIntervalMs, () => {
     try {
-      const next = loadServingCredentials(options.tlsCertPath, options.tlsKeyPath);
+      const next = loadCredentials();
       // New handshakes use the new pair; established connections keep theirs, nothing is dropped.
       server.setSecureContext(secureContextOptions(next));
       metrics.setCertificateNotAfter(next.notAfter);
@@ -175,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       port,
       rules: rules.current.rules.map((r) => r.name),
       mode: options.modeOverride ?? 'per-rule',
+      clientAuth: options.clientCaPath !== undefined,
       maxTimeoutMs,
       memoryBudgetMiB: Math.round(memoryBudgetBytes / 1024 / 1024),
       heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 1024 / 1024),

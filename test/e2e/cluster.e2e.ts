@@ -1,24 +1,30 @@
 /**
- * Opt-in end-to-end tier against a real cluster where gitops-guard is installed (docs/install.md).
- * Runs with `npm run test:e2e` when KUBECONFIG points at that cluster; `npm test` never runs it.
- * It creates a throw-away namespace and cluster-scoped objects named gitops-guard-e2e-*, and removes them.
+ * Opt-in end-to-end tier: the webhooks as the API server calls them. Runs with `npm run test:e2e`
+ * against a real cluster where gitops-guard is installed (docs/install.md, KUBECONFIG), or with
+ * `npm run test:e2e:peer` against apiserver-peer, which starts everything itself; `npm test`
+ * never runs it. It creates a throw-away namespace and cluster-scoped objects named
+ * gitops-guard-e2e-*, and removes them.
  */
 import { randomBytes } from 'node:crypto';
 import {
+  ApiException,
   AppsV1Api,
   CoreV1Api,
-  KubeConfig,
+  PatchStrategy,
   RbacAuthorizationV1Api,
+  setHeaderOptions,
   type V1ClusterRoleBinding,
   type V1Deployment,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eKubeConfig } from './context.js';
 
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromDefault();
+const kubeConfig = e2eKubeConfig();
 const core = kubeConfig.makeApiClient(CoreV1Api);
 const apps = kubeConfig.makeApiClient(AppsV1Api);
 const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+/** client-node 1.x sends application/json-patch+json unless told otherwise; these bodies are merge patches. */
+const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 const suffix = randomBytes(3).toString('hex');
 const namespace = `gitops-guard-e2e-${suffix}`;
@@ -54,9 +60,18 @@ async function stampedChecksum(): Promise<string | undefined> {
   return live.spec?.template.metadata?.annotations?.[CHECKSUM];
 }
 
+/** `kubectl apply` of the unchanged manifest: an UPDATE the webhook stamps again (retried on a 409, as kubectl does). */
 async function reapplyDeployment(): Promise<void> {
-  const live = await apps.readNamespacedDeployment({ name: 'web', namespace });
-  await apps.replaceNamespacedDeployment({ name: 'web', namespace, body: { ...deployment(), metadata: { ...deployment().metadata, resourceVersion: live.metadata?.resourceVersion } } });
+  for (let attempt = 1; ; attempt++) {
+    const live = await apps.readNamespacedDeployment({ name: 'web', namespace });
+    try {
+      await apps.replaceNamespacedDeployment({ name: 'web', namespace, body: { ...deployment(), metadata: { ...deployment().metadata, resourceVersion: live.metadata?.resourceVersion } } });
+      return;
+    } catch (error) {
+      // The rollout controller, where it runs, may have patched it in between.
+      if (!(error instanceof ApiException && error.code === 409) || attempt === 3) throw error;
+    }
+  }
 }
 
 function binding(app: string): V1ClusterRoleBinding {
@@ -83,16 +98,16 @@ describe('gitops-guard on a real cluster', () => {
   it('stamps a checksum that follows consumed config only', async () => {
     await apps.createNamespacedDeployment({ namespace, body: deployment() });
     const first = await stampedChecksum();
-    expect(first).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(first).toMatch(/^v2:[0-9a-f]{64}$/);
 
-    await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { unused: 'b' } } });
+    await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { unused: 'b' } } }, MERGE_PATCH);
     await reapplyDeployment();
     expect(await stampedChecksum()).toBe(first);
 
-    await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { greeting: 'bonjour' } } });
+    await core.patchNamespacedConfigMap({ name: 'settings', namespace, body: { data: { greeting: 'bonjour' } } }, MERGE_PATCH);
     await reapplyDeployment();
     const changed = await stampedChecksum();
-    expect(changed).toMatch(/^v1:[0-9a-f]{64}$/);
+    expect(changed).toMatch(/^v2:[0-9a-f]{64}$/);
     expect(changed).not.toBe(first);
   });
 

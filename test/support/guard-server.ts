@@ -9,7 +9,7 @@ import { DEFAULT_RULES, capturingLogger } from './app.js';
 /** A fresh directory with a CA and a serving certificate for gitops-guard.gitops-guard.svc and 127.0.0.1. */
 export function certDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gg-certs-'));
-  writeCertificates(dir, generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, extraDnsNames: ['localhost'], extraIps: ['127.0.0.1'] }));
+  writeCertificates(dir, generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, development: true }));
   return dir;
 }
 

@@ -14,15 +14,20 @@ import { testTls } from './tls.js';
  * expired resourceVersion gets a `410 Expired` ERROR event like the real API server), PATCH
  * (JSON merge patch; a strategic merge patch is treated the same, which is exact for the maps
  * gitops-guard patches) with a `metadata.resourceVersion` precondition, POST (create, 409
- * AlreadyExists) and PUT (replace, 409 Conflict on a stale resourceVersion), API group discovery,
- * bearer-token authentication, real `Status` bodies, programmable faults and a request log.
- * Objects live in one generic store keyed by group, resource, namespace and name, with a
- * cluster-wide resourceVersion counter.
+ * AlreadyExists) and PUT (replace, 409 Conflict on a stale resourceVersion), API group discovery
+ * per group-version (`/apis/{group}/{version}` lists exactly the resources served),
+ * CustomResourceDefinitions that add (and, deleted, remove) resources at run time like the API
+ * server's apiextensions, bearer-token authentication, real `Status` bodies, programmable faults
+ * and a request log. Objects live in one generic store keyed by group, resource, namespace and
+ * name, with a cluster-wide resourceVersion counter. `ARGOCD_CLUSTER_RESOURCES` shapes it like a
+ * cluster with Argo CD but without Argo Rollouts.
  */
 
 /** A resource type the server knows: how kinds map to URL plurals. */
 export interface ResourceType {
   group: string;
+  /** Default: the group's version in GROUP_VERSIONS (v1 when absent). */
+  version?: string;
   kind: string;
   plural: string;
   namespaced: boolean;
@@ -40,7 +45,7 @@ export const DEFAULT_RESOURCES: readonly ResourceType[] = [
   { group: '', kind: 'Event', plural: 'events', namespaced: true },
 ];
 
-/** The version the server reports for each group (discovery and list `apiVersion`). */
+/** The version of each group's built-in resources (discovery and list `apiVersion`). */
 const GROUP_VERSIONS: Record<string, string> = {
   '': 'v1',
   apps: 'v1',
@@ -48,7 +53,56 @@ const GROUP_VERSIONS: Record<string, string> = {
   'argoproj.io': 'v1alpha1',
   'coordination.k8s.io': 'v1',
   'events.k8s.io': 'v1',
+  'apiextensions.k8s.io': 'v1',
 };
+
+function versionOf(resource: ResourceType): string {
+  return resource.version ?? GROUP_VERSIONS[resource.group] ?? 'v1';
+}
+
+function apiVersionOf(resource: ResourceType): string {
+  return resource.group ? `${resource.group}/${versionOf(resource)}` : versionOf(resource);
+}
+
+export const CRD_RESOURCE: ResourceType = { group: 'apiextensions.k8s.io', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
+
+/**
+ * A cluster with Argo CD installed and no Argo Rollouts: `argoproj.io/v1alpha1` is served (with
+ * Applications and AppProjects) but lists no `rollouts`; CRDs can be created at run time.
+ */
+export const ARGOCD_CLUSTER_RESOURCES: readonly ResourceType[] = [
+  ...DEFAULT_RESOURCES.filter((r) => r.kind !== 'Rollout'),
+  { group: 'argoproj.io', kind: 'Application', plural: 'applications', namespaced: true },
+  { group: 'argoproj.io', kind: 'AppProject', plural: 'appprojects', namespaced: true },
+  CRD_RESOURCE,
+];
+
+/** The Argo Rollouts CRD as its install manifest defines it (schema left out). */
+export function rolloutCrd(): KubeObject {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'rollouts.argoproj.io' },
+    spec: {
+      group: 'argoproj.io',
+      names: { kind: 'Rollout', listKind: 'RolloutList', plural: 'rollouts', singular: 'rollout', shortNames: ['ro'] },
+      scope: 'Namespaced',
+      versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  };
+}
+
+/** The resource types a CustomResourceDefinition serves (one per served version). */
+function crdResources(crd: KubeObject): ResourceType[] {
+  const spec = (crd['spec'] ?? {}) as { group?: unknown; scope?: unknown; names?: { kind?: unknown; plural?: unknown }; versions?: { name?: unknown; served?: unknown }[] };
+  const { group, names } = spec;
+  if (typeof group !== 'string' || typeof names?.kind !== 'string' || typeof names.plural !== 'string' || !Array.isArray(spec.versions)) {
+    throw new Error('test API server: a CustomResourceDefinition needs spec.group, spec.names.kind/plural and spec.versions');
+  }
+  return spec.versions
+    .filter((v) => v.served !== false && typeof v.name === 'string')
+    .map((v) => ({ group, version: v.name as string, kind: names.kind as string, plural: names.plural as string, namespaced: spec.scope !== 'Cluster' }));
+}
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -170,16 +224,18 @@ function groupOf(apiVersion: string): string {
   return slash === -1 ? '' : apiVersion.slice(0, slash);
 }
 
-/** `/api/v1/...` (core group) or `/apis/{group}/{version}/...`: the group and the segments after the version. */
-function splitApiPath(path: string): { group: string; rest: string[] } | undefined {
+/** `/api/v1/...` (core group) or `/apis/{group}/{version}/...`: the group, version and the segments after the version. */
+function splitApiPath(path: string): { group: string; version: string; rest: string[] } | undefined {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-  if (parts[0] === 'api' && parts[1] === 'v1') return { group: '', rest: parts.slice(2) };
-  if (parts[0] === 'apis' && parts.length >= 3) return { group: parts[1]!, rest: parts.slice(3) };
+  if (parts[0] === 'api' && parts[1] === 'v1') return { group: '', version: 'v1', rest: parts.slice(2) };
+  if (parts[0] === 'apis' && parts.length >= 3) return { group: parts[1]!, version: parts[2]!, rest: parts.slice(3) };
   return undefined;
 }
 
 export class KubeApiServer {
   readonly requests: RecordedRequest[] = [];
+  /** The resource types served now (CRDs add and remove some at run time). */
+  private readonly resources: ResourceType[];
   private readonly objects = new Map<string, KubeObject>();
   private readonly faults: ArmedFault[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -199,9 +255,11 @@ export class KubeApiServer {
     readonly url: string,
     readonly token: string,
     readonly caPem: string,
-    private readonly resources: readonly ResourceType[],
+    resources: readonly ResourceType[],
     private readonly historyLimit: number,
-  ) {}
+  ) {
+    this.resources = [...resources];
+  }
 
   static async start(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
     const tls = testTls();
@@ -255,9 +313,45 @@ export class KubeApiServer {
       metadata['generation'] = typeof before === 'number' ? before + (changed ? 1 : 0) : 1;
     }
     stored.metadata = metadata;
+    const served = resource.group === CRD_RESOURCE.group && resource.plural === CRD_RESOURCE.plural ? crdResources(stored) : undefined;
     this.objects.set(key, stored);
     this.record(previous ? 'MODIFIED' : 'ADDED', resource, namespace, stored);
+    // Like apiextensions once the CRD is Established: its resources are served (and discovered) from now on.
+    if (served) this.serveCrd(name, served);
     return structuredClone(stored);
+  }
+
+  /** CRD name -> the resource types it added. */
+  private readonly crdServes = new Map<string, ResourceType[]>();
+
+  private serveCrd(name: string, served: ResourceType[]): void {
+    this.stopServingCrd(name, served);
+    for (const resource of served) {
+      if (this.resources.some((r) => r.group === resource.group && versionOf(r) === versionOf(resource) && r.plural === resource.plural)) continue;
+      this.resources.push(resource);
+    }
+    this.crdServes.set(name, served);
+  }
+
+  /**
+   * A CRD deleted (or changed to serve other versions): its objects are deleted (DELETED events,
+   * as the CRD's cleanup finalizer does), its open watches end, and discovery no longer lists it.
+   */
+  private stopServingCrd(name: string, keep: readonly ResourceType[] = []): void {
+    const before = this.crdServes.get(name) ?? [];
+    this.crdServes.delete(name);
+    const same = (a: ResourceType, b: ResourceType) => a.group === b.group && versionOf(a) === versionOf(b) && a.plural === b.plural;
+    for (const resource of before.filter((r) => !keep.some((k) => same(k, r)))) {
+      const index = this.resources.findIndex((r) => same(r, resource));
+      if (index !== -1) this.resources.splice(index, 1);
+      if (this.resources.some((r) => r.group === resource.group && r.plural === resource.plural)) continue;
+      for (const object of this.collection(resource, undefined)) this.delete(object.apiVersion ?? apiVersionOf(resource), resource.kind, object.metadata?.namespace ?? '', object.metadata?.name ?? '', resource);
+      for (const watch of [...this.watches]) {
+        if (watch.group !== resource.group || watch.plural !== resource.plural) continue;
+        this.watches.delete(watch);
+        watch.res.end();
+      }
+    }
   }
 
   get(apiVersion: string, kind: string, namespace: string, name: string): KubeObject | undefined {
@@ -266,8 +360,8 @@ export class KubeApiServer {
     return stored && structuredClone(stored);
   }
 
-  delete(apiVersion: string, kind: string, namespace: string, name: string): boolean {
-    const resource = this.resourceFor(apiVersion, kind);
+  delete(apiVersion: string, kind: string, namespace: string, name: string, known?: ResourceType): boolean {
+    const resource = known ?? this.resourceFor(apiVersion, kind);
     const ns = resource.namespaced ? namespace : '';
     const key = storeKey(resource.group, resource.plural, ns, name);
     const previous = this.objects.get(key);
@@ -276,6 +370,7 @@ export class KubeApiServer {
     const gone = structuredClone(previous);
     gone.metadata = { ...gone.metadata, resourceVersion: String(++this.resourceVersion) };
     this.record('DELETED', resource, ns, gone);
+    if (resource.group === CRD_RESOURCE.group && resource.plural === CRD_RESOURCE.plural) this.stopServingCrd(name);
     return true;
   }
 
@@ -481,22 +576,34 @@ export class KubeApiServer {
     else answer();
   }
 
-  /** `/api/v1/namespaces/{ns}/{plural}/{name}` or `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`. */
+  /** A resource served at this group and version. */
+  private served(group: string, version: string, plural: string): ResourceType | undefined {
+    return this.resources.find((r) => r.group === group && versionOf(r) === version && r.plural === plural);
+  }
+
+  /**
+   * `/api/v1/namespaces/{ns}/{plural}/{name}`, `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`,
+   * or `/apis/{group}/{version}/{plural}/{name}` for cluster-scoped resources.
+   */
   private route(path: string): Target | undefined {
     const split = splitApiPath(path);
     if (!split) return undefined;
-    const { group, rest } = split;
+    const { group, version, rest } = split;
+    if (rest.length === 2) {
+      const resource = this.served(group, version, rest[0]!);
+      return resource && !resource.namespaced ? { resource, namespace: '', name: rest[1]! } : undefined;
+    }
     if (rest.length !== 4 || rest[0] !== 'namespaces') return undefined;
     const [, namespace, plural, name] = rest as [string, string, string, string];
-    const resource = this.resources.find((r) => r.group === group && r.plural === plural && r.namespaced);
-    return resource ? { resource, namespace, name } : undefined;
+    const resource = this.served(group, version, plural);
+    return resource?.namespaced ? { resource, namespace, name } : undefined;
   }
 
   /** `/api/v1[/namespaces/{ns}]/{plural}` or `/apis/{group}/{version}[/namespaces/{ns}]/{plural}`. */
   private routeCollection(path: string): CollectionTarget | undefined {
     const split = splitApiPath(path);
     if (!split) return undefined;
-    const { group, rest } = split;
+    const { group, version, rest } = split;
     let namespace: string | undefined;
     let plural: string;
     if (rest.length === 3 && rest[0] === 'namespaces') {
@@ -507,17 +614,18 @@ export class KubeApiServer {
     } else {
       return undefined;
     }
-    const resource = this.resources.find((r) => r.group === group && r.plural === plural);
-    return resource ? { resource, namespace } : undefined;
+    const resource = this.served(group, version, plural);
+    if (!resource || (namespace !== undefined && !resource.namespaced)) return undefined;
+    return { resource, namespace };
   }
 
-  /** `/apis/{group}/{version}`: an APIResourceList when some resource of the group is served (else 404). */
+  /** `/apis/{group}/{version}`: an APIResourceList of exactly the resources served there (404 when none is). */
   private discovery(path: string): unknown {
     const parts = path.split('/').filter(Boolean);
     if (parts.length !== 3 || parts[0] !== 'apis') return undefined;
     const [, group, version] = parts as [string, string, string];
-    const resources = this.resources.filter((r) => r.group === group);
-    if (resources.length === 0 || (GROUP_VERSIONS[group] ?? 'v1') !== version) return undefined;
+    const resources = this.resources.filter((r) => r.group === group && versionOf(r) === version);
+    if (resources.length === 0) return undefined;
     return {
       kind: 'APIResourceList',
       apiVersion: 'v1',
@@ -539,17 +647,16 @@ export class KubeApiServer {
       return;
     }
     if (method === 'GET') {
-      const version = GROUP_VERSIONS[resource.group] ?? 'v1';
       send(res, 200, {
         kind: `${resource.kind}List`,
-        apiVersion: resource.group ? `${resource.group}/${version}` : version,
+        apiVersion: apiVersionOf(resource),
         metadata: { resourceVersion: String(this.resourceVersion) },
         items: this.collection(resource, namespace),
       });
       return;
     }
-    if (method === 'POST' && namespace !== undefined) {
-      this.create(resource, namespace, body, res);
+    if (method === 'POST' && (namespace !== undefined || !resource.namespaced)) {
+      this.create(resource, namespace ?? '', body, res);
       return;
     }
     send(res, 405, status(405, 'the server does not allow this method on the requested resource'));
@@ -567,7 +674,7 @@ export class KubeApiServer {
       send(res, 422, status(422, `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`));
       return;
     }
-    if (metadata.namespace !== undefined && metadata.namespace !== namespace) {
+    if (resource.namespaced && metadata.namespace !== undefined && metadata.namespace !== namespace) {
       send(res, 400, status(400, 'the namespace of the provided object does not match the namespace sent on the request'));
       return;
     }
@@ -579,8 +686,9 @@ export class KubeApiServer {
       return;
     }
     delete metadata.resourceVersion;
-    const version = GROUP_VERSIONS[resource.group] ?? 'v1';
-    send(res, 201, this.put({ ...object, apiVersion: object.apiVersion ?? (resource.group ? `${resource.group}/${version}` : version), kind: resource.kind, metadata: { ...metadata, namespace } }));
+    if (resource.namespaced) metadata.namespace = namespace;
+    else delete metadata.namespace;
+    send(res, 201, this.put({ ...object, apiVersion: object.apiVersion ?? apiVersionOf(resource), kind: resource.kind, metadata }));
   }
 
   private serveWatch(url: URL, target: CollectionTarget, res: ServerResponse): void {

@@ -8,7 +8,7 @@ import { buildObjects } from './kustomize.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MANIFESTS = join(ROOT, 'manifests');
-export const OVERLAYS = ['audit', 'audit-cert-manager', 'controller', 'enforce', 'enforce-cert-manager'] as const;
+export const OVERLAYS = ['audit', 'audit-cert-manager', 'controller', 'enforce', 'enforce-cert-manager', 'enforce-client-auth'] as const;
 export type Overlay = (typeof OVERLAYS)[number];
 export const MODE: Record<Overlay, 'audit' | 'enforce'> = {
   audit: 'audit',
@@ -16,8 +16,11 @@ export const MODE: Record<Overlay, 'audit' | 'enforce'> = {
   controller: 'enforce',
   enforce: 'enforce',
   'enforce-cert-manager': 'enforce',
+  'enforce-client-auth': 'enforce',
 };
 export const usesCertManager = (overlay: Overlay) => overlay.endsWith('-cert-manager');
+/** Overlays whose admission endpoints require the API server's client certificate (components/client-auth). */
+export const usesClientAuth = (overlay: Overlay) => overlay.endsWith('-client-auth');
 /** Overlays that add the rollout controller (manifests/components/controller, docs/controller.md). */
 export const CONTROLLER_OVERLAYS: readonly Overlay[] = ['controller'];
 export const hasController = (overlay: Overlay) => CONTROLLER_OVERLAYS.includes(overlay);
@@ -45,7 +48,7 @@ export interface Probe {
 export interface Volume {
   name: string;
   secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number };
-  configMap?: { name: string; items?: { key: string; path: string }[] };
+  configMap?: { name: string; items?: { key: string; path: string }[]; defaultMode?: number };
 }
 export interface PodSpec {
   serviceAccountName?: string;

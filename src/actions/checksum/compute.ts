@@ -1,6 +1,6 @@
 import type { KubeObject } from '../../admission/types.js';
 import type { ConfigSourceKind, KubeReader } from '../../kube/reader.js';
-import { checksumV1, type SourceSnapshot } from './encoding.js';
+import { checksumV2, type SourceSnapshot } from './encoding.js';
 import { locatePodTemplate, type PodTemplateLocation } from './pod-template.js';
 import type { PlainObject } from '../../util/objects.js';
 import { readConfigSources, refKey, type ReadLimits } from './read.js';
@@ -23,7 +23,7 @@ export interface MissingConfig {
 }
 
 export interface ConfigChecksum {
-  /** `v1:<hex>`; null when the pod consumes no ConfigMap or Secret. */
+  /** `v2:<hex>`; null when the pod consumes no ConfigMap or Secret. */
   value: string | null;
   references: ConfigReference[];
   /** Sorted; each keeps pods from starting until it exists. */
@@ -74,7 +74,7 @@ export async function computePodSpecChecksum(
       }
     }
   }
-  return { value: checksumV1(key, snapshots), references, missing };
+  return { value: checksumV2(key, namespace, snapshots), references, missing };
 }
 
 /**

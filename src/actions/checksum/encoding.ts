@@ -1,15 +1,25 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import type { ConfigContent } from '../../kube/reader.js';
 
 /**
  * The canonical, versioned config-checksum encoding. Specified byte by byte in
- * docs/config-checksum.md ("The v1 encoding"); any change to the bytes produced here is a new
- * version with a new header and a new value prefix, never an edit of v1.
+ * docs/config-checksum.md ("The v2 encoding"); any change to the bytes produced here is a new
+ * version with a new header and a new value prefix, never an edit of an existing one.
+ *
+ * v2 MACs each namespace under its own key, derived from the cluster key with HKDF: a checksum
+ * from one namespace says nothing about content in another, so nobody can test guesses of a
+ * Secret in namespace A by rendering look-alike Secrets in a namespace B they control. v1 (one
+ * key for the whole cluster, no namespace binding) is still recognised as gitops-guard's own
+ * value, so it is replaced by v2 at the next write and never left as "someone else's".
  */
 
-export const CHECKSUM_VERSION = 'v1';
-/** 32 ASCII bytes that start every v1 message. */
-export const ENCODING_HEADER_V1 = 'gitops-guard/config-checksum/v1\n';
+/** The version gitops-guard writes. */
+export const CHECKSUM_VERSION = 'v2';
+/** 32 ASCII bytes that start every v2 message. */
+export const ENCODING_HEADER_V2 = 'gitops-guard/config-checksum/v2\n';
+/** HKDF salt of the per-namespace key (ASCII, no line break); the HKDF info is the namespace. */
+export const NAMESPACE_KEY_SALT = 'gitops-guard/config-checksum/v2';
+const NAMESPACE_KEY_BYTES = 32;
 
 /** What an entry says; one byte after the key. */
 export const EntryTag = {
@@ -74,10 +84,10 @@ function lengthPrefixed(bytes: Buffer): Buffer[] {
   return [length, bytes];
 }
 
-/** The v1 message: header, then every entry of every source in (kind, name, key) order. */
-export function encodeV1(sources: readonly SourceSnapshot[]): Buffer {
+/** The v2 message: header, then every entry of every source in (kind, name, key) order. */
+export function encodeV2(sources: readonly SourceSnapshot[]): Buffer {
   const entries = sources.flatMap(entriesOf).sort(compareEntries);
-  const parts: Buffer[] = [Buffer.from(ENCODING_HEADER_V1, 'ascii')];
+  const parts: Buffer[] = [Buffer.from(ENCODING_HEADER_V2, 'ascii')];
   entries.forEach((entry, index) => {
     const previous = entries[index - 1];
     if (previous && compareEntries(previous, entry) === 0) {
@@ -90,19 +100,32 @@ export function encodeV1(sources: readonly SourceSnapshot[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** `v1:` + lowercase hex HMAC-SHA256 of `message` under `key`. */
-export function hmacV1(key: Buffer, message: Buffer): string {
-  if (key.length === 0) throw new Error('config checksum key is empty');
-  return `${CHECKSUM_VERSION}:${createHmac('sha256', key).update(message).digest('hex')}`;
+/**
+ * The key that MACs checksums of `namespace`: HKDF-SHA256 (RFC 5869) of the cluster key, salt
+ * NAMESPACE_KEY_SALT, info the namespace's UTF-8 bytes, 32 bytes long.
+ */
+export function namespaceKey(clusterKey: Buffer, namespace: string): Buffer {
+  if (clusterKey.length === 0) throw new Error('config checksum key is empty');
+  if (!namespace) throw new Error('config checksum needs the namespace of the workload');
+  return Buffer.from(hkdfSync('sha256', clusterKey, Buffer.from(NAMESPACE_KEY_SALT, 'ascii'), Buffer.from(namespace, 'utf8'), NAMESPACE_KEY_BYTES));
 }
 
-export function checksumV1(key: Buffer, sources: readonly SourceSnapshot[]): string {
-  return hmacV1(key, encodeV1(sources));
+/** `v2:` + lowercase hex HMAC-SHA256 of `message` under the namespace's key. */
+export function hmacV2(clusterKey: Buffer, namespace: string, message: Buffer): string {
+  return `${CHECKSUM_VERSION}:${createHmac('sha256', namespaceKey(clusterKey, namespace)).update(message).digest('hex')}`;
+}
+
+/** The checksum of `sources` as consumed by a workload in `namespace`. */
+export function checksumV2(clusterKey: Buffer, namespace: string, sources: readonly SourceSnapshot[]): string {
+  return hmacV2(clusterKey, namespace, encodeV2(sources));
 }
 
 const CHECKSUM_VALUE = /^v[1-9][0-9]*:[0-9a-f]{64}$/;
 
-/** True for a value gitops-guard writes (any version); anything else was written by someone else. */
+/**
+ * True for a value gitops-guard writes or wrote (any version, so v1 values are replaced rather
+ * than left alone as someone else's); anything else was written by someone else.
+ */
 export function isChecksumValue(value: string): boolean {
   return CHECKSUM_VALUE.test(value);
 }

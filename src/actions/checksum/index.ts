@@ -13,7 +13,7 @@ export {
   type MissingConfig,
   type WorkloadChecksum,
 } from './compute.js';
-export { checksumV1, encodeV1, hmacV1, isChecksumValue, CHECKSUM_VERSION, ENCODING_HEADER_V1, EntryTag, type SourceSnapshot } from './encoding.js';
+export { checksumV2, encodeV2, hmacV2, namespaceKey, isChecksumValue, CHECKSUM_VERSION, ENCODING_HEADER_V2, NAMESPACE_KEY_SALT, EntryTag, type SourceSnapshot } from './encoding.js';
 export { generateChecksumKey, loadChecksumKey, ChecksumKeyError, MIN_CHECKSUM_KEY_BYTES } from './key.js';
 export { locatePodTemplate, workloadKindOf, PodTemplateError, WORKLOAD_KINDS, type PodTemplateLocation, type WorkloadKind } from './pod-template.js';
 export { ConfigReadError, readConfigSources, type ReadLimits } from './read.js';

@@ -10,7 +10,7 @@ import type { ActionContext, ActionOutcome } from '../types.js';
 import { parseRuleSet, RuleSetError } from '../../rules/load.js';
 import { configMap, deployment, KubeApiServer, objectPath, secret } from '../../../test/support/kube-api-server.js';
 import { requestFor } from '../../../test/support/review.js';
-import { checksumV1, isChecksumValue, type SourceSnapshot } from './encoding.js';
+import { checksumV2, isChecksumValue, type SourceSnapshot } from './encoding.js';
 import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, stampConfigChecksum, type StampConfigChecksumParams } from './stamp-config-checksum.js';
 
 const NS = 'team-a';
@@ -142,7 +142,7 @@ describe('stampConfigChecksum: what is hashed', () => {
     const object = deployment(NS, 'web', everyFormPodSpec(), { 'checksum/config': 'chart-value' });
     const outcome = await run(object);
     expect(outcome.warnings).toEqual([]);
-    expect(outcome.patch).toEqual([{ op: 'add', path: `/spec/template/metadata/annotations/${A.replace('/', '~1')}`, value: checksumV1(KEY, everyFormSnapshot()) }]);
+    expect(outcome.patch).toEqual([{ op: 'add', path: `/spec/template/metadata/annotations/${A.replace('/', '~1')}`, value: checksumV2(KEY, NS, everyFormSnapshot()) }]);
     const paths = api.requests.map((r) => r.path).sort();
     expect(paths).toEqual(
       [
@@ -204,7 +204,7 @@ describe('stampConfigChecksum: what is hashed', () => {
     const object = deployment(NS, 'web', { ...everyFormPodSpec(), imagePullSecrets: [{ name: 'registry' }] });
     const without = stamped(object, (await run(object)).patch);
     expect(api.requestsTo(objectPath('Secret', NS, 'registry'))).toHaveLength(0);
-    expect(without).toBe(checksumV1(KEY, everyFormSnapshot()));
+    expect(without).toBe(checksumV2(KEY, NS, everyFormSnapshot()));
     const withPull = stamped(object, (await run(object, { params: { includeImagePullSecrets: true } })).patch);
     expect(withPull).not.toBe(without);
     expect(api.requestsTo(objectPath('Secret', NS, 'registry'))).toHaveLength(1);
@@ -216,7 +216,7 @@ describe('stampConfigChecksum: patches', () => {
     api.put(configMap(NS, 'cfg', { 'app.conf': 'x=1' }));
   });
   const spec = () => ({ containers: [{ name: 'app', image: 'app:1', envFrom: [{ configMapRef: { name: 'cfg' } }] }] });
-  const expected = () => checksumV1(KEY, [{ kind: 'ConfigMap', name: 'cfg', keys: 'all', content: content({ 'app.conf': 'x=1' }) }]);
+  const expected = () => checksumV2(KEY, NS, [{ kind: 'ConfigMap', name: 'cfg', keys: 'all', content: content({ 'app.conf': 'x=1' }) }]);
 
   it.each([
     ['apps/v1', 'StatefulSet', ['spec', 'template']],
@@ -319,7 +319,7 @@ describe('stampConfigChecksum: missing objects and keys', () => {
     api.delete('v1', 'Secret', NS, 'absent');
     const object = deployment(NS, 'web', { containers: [{ name: 'app', envFrom: [{ secretRef: { name: 'absent' } }] }] });
     const outcome = await run(object);
-    expect(stamped(object, outcome.patch)).toBe(checksumV1(KEY, [{ kind: 'Secret', name: 'absent', keys: 'all', content: null }]));
+    expect(stamped(object, outcome.patch)).toBe(checksumV2(KEY, NS, [{ kind: 'Secret', name: 'absent', keys: 'all', content: null }]));
     expect(outcome.warnings).toEqual([`Secret ${NS}/absent not found: pods will not start until it exists`]);
   });
 
@@ -344,7 +344,7 @@ describe('stampConfigChecksum: missing objects and keys', () => {
       `ConfigMap ${NS}/partial has no key needed: pods will not start until it exists`,
     ]);
     expect(stamped(object, outcome.patch)).toBe(
-      checksumV1(KEY, [{ kind: 'ConfigMap', name: 'partial', keys: new Set(['listed', 'needed', 'nice', 'present']), content: content({ present: '1' }) }]),
+      checksumV2(KEY, NS, [{ kind: 'ConfigMap', name: 'partial', keys: new Set(['listed', 'needed', 'nice', 'present']), content: content({ present: '1' }) }]),
     );
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OWNER_SOURCES, parseTrackingId, recordedOwner, resolveOwner, type ObjectIdentity } from './identity.js';
+import { argocdOwnerId, DEFAULT_OWNER_SOURCES, parseTrackingId, recordedOwner, resolveOwner, sameOwner, type ObjectIdentity } from './identity.js';
 import type { KubeObject } from '../../admission/types.js';
 
 const options = { sources: DEFAULT_OWNER_SOURCES, argocdLabelKey: 'app.kubernetes.io/instance' };
@@ -70,5 +70,33 @@ describe('recordedOwner', () => {
     expect(recordedOwner(object({ 'gitops-guard.dev/owner': 'argocd:first' }, { 'app.kubernetes.io/instance': 'second' }), crb, options)).toBe('argocd:first');
     expect(recordedOwner(object({}, { 'app.kubernetes.io/instance': 'second' }), crb, options)).toBe('argocd:second');
     expect(recordedOwner(null, crb, options)).toBeNull();
+  });
+});
+
+describe('Argo CD installations', () => {
+  const tracked = (installation?: string) =>
+    object({
+      'argocd.argoproj.io/tracking-id': 'pdp:rbac.authorization.k8s.io/ClusterRoleBinding:airflow/airflow-pre-checker-binding',
+      ...(installation !== undefined ? { 'argocd.argoproj.io/installation-id': installation } : {}),
+    });
+
+  it('puts the installation id into the owner, and only when it is there', () => {
+    expect(resolveOwner(tracked('hub'), crb, options)).toEqual({ id: 'argocd:hub/pdp', instance: 'pdp', source: 'argocdAnnotation' });
+    expect(resolveOwner(tracked(), crb, options)?.id).toBe('argocd:pdp');
+    expect(resolveOwner(tracked(''), crb, options)?.id).toBe('argocd:pdp');
+    const labelled = object({}, { 'app.kubernetes.io/instance': 'pdp' });
+    expect(resolveOwner(labelled, crb, options)?.id).toBe('argocd:pdp');
+    expect(resolveOwner(labelled, crb, { ...options, argocdLabelInstallation: 'local' })?.id).toBe('argocd:local/pdp');
+    expect(argocdOwnerId('apps_guestbook', 'hub')).toBe('argocd:hub/apps_guestbook');
+  });
+
+  it('treats an installation-less record as the configured legacy installation\'s, and nothing else', () => {
+    const legacy = { ...options, argocdLegacyInstallation: 'hub' };
+    expect(sameOwner('argocd:pdp', 'argocd:hub/pdp', legacy)).toBe(true);
+    expect(sameOwner('argocd:pdp', 'argocd:hub/pdp', options)).toBe(false);
+    expect(sameOwner('argocd:pdp', 'argocd:local/pdp', legacy)).toBe(false);
+    expect(sameOwner('argocd:hub/pdp', 'argocd:pdp', legacy)).toBe(false);
+    expect(sameOwner('helm:ns/pdp', 'argocd:hub/pdp', legacy)).toBe(false);
+    expect(sameOwner('argocd:x/pdp', 'argocd:x/pdp', options)).toBe(true);
   });
 });

@@ -7,6 +7,8 @@ export const OWNER_ANNOTATION = 'gitops-guard.dev/owner';
 export const HANDOVER_ANNOTATION = 'gitops-guard.dev/handover-to';
 
 export const ARGOCD_TRACKING_ANNOTATION = 'argocd.argoproj.io/tracking-id';
+/** Argo CD writes its `installationID` (argocd-cm) here, next to the tracking id (annotation tracking only). */
+export const ARGOCD_INSTALLATION_ANNOTATION = 'argocd.argoproj.io/installation-id';
 export const HELM_RELEASE_NAME = 'meta.helm.sh/release-name';
 export const HELM_RELEASE_NAMESPACE = 'meta.helm.sh/release-namespace';
 export const FLUX_KUSTOMIZATION_NAME = 'kustomize.toolkit.fluxcd.io/name';
@@ -25,7 +27,10 @@ export const OWNER_SOURCES: readonly OwnerSource[] = ['argocdAnnotation', 'argoc
 export const DEFAULT_OWNER_SOURCES: readonly OwnerSource[] = ['argocdAnnotation', 'helm', 'flux', 'argocdLabel'];
 
 export interface Owner {
-  /** e.g. `argocd:pdp-dev-airflow`, `helm:airflow/airflow`, `flux:kustomization:flux-system/apps`. */
+  /**
+   * e.g. `argocd:pdp-dev-airflow`, `argocd:hub/pdp-dev-airflow` (an Argo CD installation with an
+   * installation id), `helm:airflow/airflow`, `flux:kustomization:flux-system/apps`.
+   */
   id: string;
   /** The instance name, for the `app.kubernetes.io/instance` label. */
   instance: string;
@@ -36,6 +41,18 @@ export interface OwnerResolution {
   sources: readonly OwnerSource[];
   /** Label Argo CD's label tracking writes (Argo CD's `application.instanceLabelKey`). */
   argocdLabelKey: string;
+  /**
+   * The Argo CD installation that writes `argocdLabelKey` (label tracking records no installation
+   * id on the object): owners found through the label become `argocd:<installation>/<app>`.
+   * Empty (the default): `argocd:<app>`.
+   */
+  argocdLabelInstallation?: string;
+  /**
+   * The installation that owners recorded without one (`argocd:<app>`) belong to: set it after
+   * giving an existing Argo CD an installation id, so its own objects are not taken for another
+   * instance's. Empty (the default): `argocd:<app>` and `argocd:<installation>/<app>` differ.
+   */
+  argocdLegacyInstallation?: string;
 }
 
 export interface TrackingId {
@@ -78,6 +95,11 @@ function trackingIdMatches(id: TrackingId, target: ObjectIdentity): boolean {
   return !target.namespace || id.namespace === target.namespace;
 }
 
+/** `argocd:<app>`, or `argocd:<installation>/<app>` for an Argo CD with an installation id (an app name never has a slash). */
+export function argocdOwnerId(app: string, installation: string | undefined): string {
+  return installation ? `argocd:${installation}/${app}` : `argocd:${app}`;
+}
+
 function fromSource(
   source: OwnerSource,
   object: KubeObject,
@@ -91,11 +113,11 @@ function fromSource(
       const raw = ownString(annotations, ARGOCD_TRACKING_ANNOTATION);
       const id = raw ? parseTrackingId(raw) : null;
       if (!id || !trackingIdMatches(id, target)) return null;
-      return { id: `argocd:${id.app}`, instance: id.app, source };
+      return { id: argocdOwnerId(id.app, ownString(annotations, ARGOCD_INSTALLATION_ANNOTATION)), instance: id.app, source };
     }
     case 'argocdLabel': {
       const app = ownString(labels, options.argocdLabelKey);
-      return app ? { id: `argocd:${app}`, instance: app, source } : null;
+      return app ? { id: argocdOwnerId(app, options.argocdLabelInstallation), instance: app, source } : null;
     }
     case 'helm': {
       const release = ownString(annotations, HELM_RELEASE_NAME);
@@ -128,6 +150,17 @@ export function resolveOwner(object: KubeObject | null, target: ObjectIdentity, 
   return null;
 }
 
+/**
+ * Whether a recorded owner and an incoming one are the same owner: equal, or the recorded one is
+ * the installation-less form of the incoming one and `argocdLegacyInstallation` says whose it is.
+ */
+export function sameOwner(recorded: string, incoming: string, options: OwnerResolution): boolean {
+  if (recorded === incoming) return true;
+  const legacy = options.argocdLegacyInstallation;
+  if (!legacy || !recorded.startsWith('argocd:') || recorded.includes('/')) return false;
+  return incoming === argocdOwnerId(recorded.slice('argocd:'.length), legacy);
+}
+
 /** The owner gitops-guard recorded on the live object, or for objects that predate it, their tracking owner. */
 export function recordedOwner(oldObject: KubeObject | null, target: ObjectIdentity, options: OwnerResolution): string | null {
   if (!oldObject) return null;
@@ -148,5 +181,19 @@ export const ownerResolutionParamsSchema = {
     minLength: 1,
     default: 'app.kubernetes.io/instance',
     description: "Argo CD's label-tracking key (application.instanceLabelKey).",
+  },
+  argocdLabelInstallation: {
+    type: 'string',
+    pattern: '^[^/:\\s]*$',
+    maxLength: 128,
+    default: '',
+    description: 'Installation name for owners found through argocdLabelKey (argocd:<installation>/<app>); empty: argocd:<app>.',
+  },
+  argocdLegacyInstallation: {
+    type: 'string',
+    pattern: '^[^/:\\s]*$',
+    maxLength: 128,
+    default: '',
+    description: 'The installation owners recorded as argocd:<app> belong to (after an installation id was introduced).',
   },
 } as const;

@@ -43,16 +43,20 @@ const byLabel = (app: string) => withMeta(rendered, { labels: { 'app.kubernetes.
 const byAnnotation = (app: string) =>
   withMeta(rendered, { annotations: { 'argocd.argoproj.io/tracking-id': `${app}:rbac.authorization.k8s.io/ClusterRoleBinding:airflow/airflow-pre-checker-binding` } });
 
+/** A person with kubectl, as opposed to the GitOps controller that applies every team's manifests. */
+const PERSON = 'jane@example.com';
+
 /** What the API server does: mutate, apply the patch, validate the final object. */
-async function admit(object: KubeObject, oldObject: KubeObject | null, mode: RuleMode = 'enforce') {
+async function admit(object: KubeObject, oldObject: KubeObject | null, mode: RuleMode = 'enforce', username?: string) {
   const ruleSet = rules(mode);
   const operation = oldObject ? 'UPDATE' : 'CREATE';
-  const mutation = await evaluate(requestFor(object, { operation, oldObject }), 'mutate', ruleSet, deps);
+  const options = { operation, oldObject, ...(username ? { username } : {}) } as const;
+  const mutation = await evaluate(requestFor(object, options), 'mutate', ruleSet, deps);
   const final = applyPatch(object, mutation.patch);
   // Idempotency: the patched object, sent again, needs no further patch.
-  const again = await evaluate(requestFor(final, { operation, oldObject }), 'mutate', ruleSet, deps);
+  const again = await evaluate(requestFor(final, options), 'mutate', ruleSet, deps);
   expect(again.patch).toEqual([]);
-  const validation = await evaluate(requestFor(final, { operation, oldObject }), 'validate', ruleSet, deps);
+  const validation = await evaluate(requestFor(final, options), 'validate', ruleSet, deps);
   return { mutation, validation, final };
 }
 
@@ -101,15 +105,20 @@ describe('the airflow-pre-checker-binding worked example', () => {
         const created = (await admit(render('pdp-dev-airflow'), null)).final;
         // The current owner's team annotates the live object (a person's update: owner unchanged, allowed).
         const annotated = withMeta(created, { annotations: { 'gitops-guard.dev/handover-to': 'argocd:smartdq-dev-airflow' } });
-        const handoverEdit = await admit(annotated, created);
+        const handoverEdit = await admit(annotated, created, 'enforce', PERSON);
         expect(handoverEdit.validation.allowed).toBe(true);
+        expect(handoverEdit.validation.auditAnnotations['deny-duplicate-owner.handover-offered']).toBe(
+          `argocd:pdp-dev-airflow -> argocd:smartdq-dev-airflow by ${PERSON}`,
+        );
         const live = handoverEdit.final;
 
         const second = await admit(applyOver(live, render('smartdq-dev-airflow')), live);
         expect(second.validation.allowed).toBe(true);
         expect(second.final.metadata?.annotations?.['gitops-guard.dev/owner']).toBe('argocd:smartdq-dev-airflow');
         expect(second.final.metadata?.annotations?.['gitops-guard.dev/handover-to']).toBeUndefined();
-        expect(second.mutation.auditAnnotations['tag-owner.handover']).toBe('argocd:pdp-dev-airflow -> argocd:smartdq-dev-airflow');
+        const by = 'by system:serviceaccount:argocd:argocd-application-controller';
+        expect(second.mutation.auditAnnotations['tag-owner.handover']).toBe(`argocd:pdp-dev-airflow -> argocd:smartdq-dev-airflow ${by}`);
+        expect(second.validation.auditAnnotations['deny-duplicate-owner.handover']).toBe(`argocd:pdp-dev-airflow -> argocd:smartdq-dev-airflow ${by}`);
 
         // From now on the previous owner is the intruder.
         const back = await admit(applyOver(second.final, render('pdp-dev-airflow')), second.final);

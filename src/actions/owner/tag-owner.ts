@@ -6,7 +6,9 @@ import {
   HANDOVER_ANNOTATION,
   OWNER_ANNOTATION,
   ownerResolutionParamsSchema,
+  recordedOwner,
   resolveOwner,
+  sameOwner,
   targetOf,
   type OwnerResolution,
 } from './identity.js';
@@ -19,7 +21,10 @@ export interface TagOwnerParams extends OwnerResolution {
 
 /**
  * Records the owning instance on the object. It only ever adds: a value the user (or a chart)
- * set is never overwritten, because overwriting it would show up as a real diff in Argo CD.
+ * set is never overwritten, because overwriting it would show up as a real diff in Argo CD. The
+ * owner record itself is gitops-guard's: once an object has an owner, an update that drops the
+ * record gets it back from the live object, and it changes only through a handover (an update
+ * that changes it otherwise is left for denyDuplicateOwner to deny).
  */
 export const tagOwner: ActionDefinition<TagOwnerParams> = {
   name: 'tagOwner',
@@ -38,36 +43,43 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
   },
   run(params, { request, object, oldObject }): ActionOutcome {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
-    const owner = resolveOwner(object, targetOf(request, object), params);
-    if (!owner) return {};
+    const target = targetOf(request, object);
+    const owner = resolveOwner(object, target, params);
+    const recordedOnObject = ownString(annotationsOf(object), OWNER_ANNOTATION);
+    // The live record: the annotation, or for an object that predates gitops-guard its tracking owner.
+    const live = request.operation === 'UPDATE' ? recordedOwner(oldObject, target, params) : null;
+    const handoverTo = ownString(annotationsOf(oldObject), HANDOVER_ANNOTATION);
 
     const warnings: string[] = [];
     const auditAnnotations: Record<string, string> = {};
-    const recordedOnObject = ownString(annotationsOf(object), OWNER_ANNOTATION);
-    const recordedOnLive = ownString(annotationsOf(oldObject), OWNER_ANNOTATION);
-    const handoverTo = ownString(annotationsOf(oldObject), HANDOVER_ANNOTATION);
-
     let ownerValue = recordedOnObject;
     let dropHandover = false;
-    if (request.operation === 'UPDATE' && handoverTo === owner.id && recordedOnLive !== owner.id) {
+    if (live === null) {
+      // CREATE, or the first owner of an object nobody owned.
+      ownerValue = recordedOnObject ?? owner?.id;
+    } else if (owner && handoverTo === owner.id && !sameOwner(live, owner.id, params)) {
       // The recorded owner handed the object over; this is the new owner's first write.
       ownerValue = owner.id;
       dropHandover = ownString(annotationsOf(object), HANDOVER_ANNOTATION) !== undefined;
-      auditAnnotations['handover'] = `${recordedOnLive ?? 'none'} -> ${owner.id}`;
-      warnings.push(`gitops-guard: ownership handed over from ${recordedOnLive ?? 'none'} to ${owner.id}`);
-    } else if (ownerValue === undefined) {
-      // A replace or server-side apply may drop the annotation; the live record wins over the newcomer.
-      ownerValue = recordedOnLive ?? owner.id;
+      auditAnnotations['handover'] = `${live} -> ${owner.id} by ${request.userInfo.username ?? 'unknown'}`;
+      warnings.push(`gitops-guard: ownership handed over from ${live} to ${owner.id}`);
+    } else if (owner && owner.id !== live && sameOwner(live, owner.id, params) && recordedOnObject !== owner.id) {
+      // Recorded before the Argo CD installation had an id: the same owner, now named in full.
+      ownerValue = owner.id;
+    } else if (recordedOnObject === undefined) {
+      // A replace, a server-side apply by a new field manager, or someone stripping metadata may
+      // drop the annotation: the live record wins over whatever the update says.
+      ownerValue = live;
     }
 
     const currentLabel = params.instanceLabel ? ownString(labelsOf(object), params.instanceLabel) : undefined;
-    const setLabel =
-      params.instanceLabel !== '' && currentLabel === undefined && isValidLabelValue(owner.instance);
-    if (currentLabel !== undefined && currentLabel !== owner.instance) {
+    const setLabel = owner !== null && params.instanceLabel !== '' && currentLabel === undefined && isValidLabelValue(owner.instance);
+    if (owner && currentLabel !== undefined && currentLabel !== owner.instance) {
       warnings.push(
         `gitops-guard: label ${params.instanceLabel}=${currentLabel} disagrees with owner ${owner.id}; left unchanged`,
       );
     }
+    if (ownerValue === recordedOnObject && !dropHandover && !setLabel) return { warnings, auditAnnotations };
 
     const edit = (draft: KubeObject) => {
       if (ownerValue !== recordedOnObject) metadataMap(draft, 'annotations')[OWNER_ANNOTATION] = ownerValue!;
