@@ -11,6 +11,7 @@ import type { RuleProblem } from '../rules/load.js';
 import type { RuleMode, RuleSet } from '../rules/types.js';
 import { watchFiles } from '../util/file-watch.js';
 import { createApp } from './app.js';
+import { connectionTimeouts, limitConnections } from './connections.js';
 import { admissionBudgets, DEFAULT_MAX_TIMEOUT_MS, DEFAULT_MEMORY_BUDGET_BYTES } from './admission-endpoint.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { loadServingCredentials, secureContextOptions, serverTlsOptions } from './tls.js';
@@ -69,8 +70,7 @@ export interface RunningServer {
   shutdown(): Promise<ShutdownResult>;
 }
 
-export const DEFAULT_MAX_CONNECTIONS = 512;
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from './connections.js';
 
 /** Loads certificates and rules (throwing a clear error if either is bad), then listens. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -114,41 +114,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     app(req, res);
   };
 
-  const server = createServer(
-    {
-      ...serverTlsOptions(credentials),
-      // Nothing a webhook call needs takes longer than the API server waits for it.
-      handshakeTimeout: maxTimeoutMs,
-      headersTimeout: maxTimeoutMs,
-      requestTimeout: maxTimeoutMs,
-      connectionsCheckingInterval: 250,
-      keepAliveTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    },
-    listener,
-  );
-  // Inactivity limit of a connection that has not sent a request yet, or is in the middle of one
-  // (kept-alive idle connections use keepAliveTimeout instead). Every call is answered within
-  // its deadline, so only a silent or stalled client reaches it.
-  server.timeout = maxTimeoutMs + 1000;
-  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  server.on('drop', () => metrics.rejected.inc({ reason: 'connection_limit' }));
-  server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
-    metrics.rejected.inc({ reason: error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'bad_connection' });
-    logger.debug({ err: error.message }, 'TLS handshake failed');
-  });
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    // Headers or body not received in time (headersTimeout/requestTimeout), or not HTTP at all.
-    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-    if (error.code !== 'ECONNRESET') metrics.rejected.inc({ reason: timedOut ? 'timeout' : 'bad_connection' });
-    logger.debug({ err: error.message, code: error.code }, 'client error');
-    const response = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && !response?.headersSent) {
-      socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      setTimeout(() => socket.destroy(), 1000).unref();
-    } else {
-      socket.destroy();
-    }
-  });
+  const connectionLimits = { maxTimeoutMs, maxConnections: options.maxConnections, idleTimeoutMs: options.idleTimeoutMs };
+  const server = createServer({ ...serverTlsOptions(credentials), ...connectionTimeouts(connectionLimits) }, listener);
+  limitConnections(server, connectionLimits, metrics, logger);
 
   const reloadIntervalMs = options.reloadIntervalMs ?? 2000;
   const watched = [options.tlsCertPath, options.tlsKeyPath, ...(options.clientCaPath ? [options.clientCaPath] : [])];
