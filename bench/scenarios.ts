@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import type { AdmissionReview, KubeObject } from '../src/api/types.js';
 import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../src/actions/checksum/compute.js';
 import { DEFAULT_CHECKSUM_ANNOTATION } from '../src/actions/checksum/stamp-config-checksum.js';
-import { decodeConfigSource } from '../src/kube/client-node-reader.js';
+import { configContent } from '../src/kube/config-data.js';
 import type { KubeReader } from '../src/kube/reader.js';
 import { configMap, secret } from '../test/support/kube-api-server.js';
 import type { WebhookName } from '../test/support/deployed.js';
@@ -280,7 +280,7 @@ export async function controllerWorkloads(count: number, key: Buffer): Promise<K
   const reader: KubeReader = {
     async readConfigSource(ref) {
       const object = sources.get(`${ref.kind}/${ref.namespace}/${ref.name}`);
-      return object ? { found: true, content: decodeConfigSource(ref, object as { data?: unknown; binaryData?: unknown }) } : { found: false };
+      return object ? { found: true, content: configContent(ref, object as { data?: unknown; binaryData?: unknown }) } : { found: false };
     },
   };
   for (const workload of objects.filter((o) => o.kind === 'Deployment')) {

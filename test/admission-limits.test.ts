@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { builtinActions, createRegistry } from '../src/actions/registry.js';
 import type { ActionDefinition } from '../src/actions/types.js';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { RunningServer, ServerOptions } from '../src/server/server.js';
 import { capturingLogger } from './support/app.js';

@@ -2,7 +2,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import type { AdmissionReview, KubeObject } from '../src/api/types.js';
 import { isValidAnnotationNamePart } from '../src/util/text.js';
 import { MAX_BODY_BYTES } from '../src/server/app.js';
 import { corpusObject } from './support/corpus.js';

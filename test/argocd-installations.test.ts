@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { parseRuleSet } from '../src/rules/load.js';
 import type { RuleSet } from '../src/rules/types.js';
 import { shippedRulesText, write } from './support/owner-admission.js';

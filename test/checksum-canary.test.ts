@@ -3,7 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
 import { computeWorkloadChecksum } from '../src/actions/checksum/compute.js';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import { evaluate } from '../src/rules/engine.js';
 import { loadRuleSetFile, parseRuleSet } from '../src/rules/load.js';

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import type { AdmissionReview, KubeObject } from '../src/api/types.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import { loadChecksumKey } from '../src/actions/checksum/key.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';

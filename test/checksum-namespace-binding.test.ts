@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import type { AdmissionReview, KubeObject } from '../src/api/types.js';
 import { encodeV2, type SourceSnapshot } from '../src/actions/checksum/encoding.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
 import { createRegistry } from '../src/actions/registry.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { AdmissionReview } from '../src/admission/types.js';
+import type { AdmissionReview } from '../src/api/types.js';
 import { generateCertificates, generateClientCertificates, webhookKubeconfigUser, writeClientCertificates } from '../src/certs/generate.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { RunningServer } from '../src/server/server.js';

@@ -1,7 +1,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import * as clientNode from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { locatePodTemplate } from '../src/actions/checksum/pod-template.js';
 import { annotationPatch } from '../src/controller/reconcile.js';
 import { corpusObject } from './support/corpus.js';

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { ApiextensionsV1Api, CustomObjectsApi, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { locatePodTemplate } from '../src/actions/checksum/pod-template.js';
 import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-config-checksum.js';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
 import { main } from '../src/cli/dispatch.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';

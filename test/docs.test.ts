@@ -8,7 +8,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { createRegistry } from '../src/actions/registry.js';
 import { generateClientCertificates, webhookKubeconfig } from '../src/certs/generate.js';
 import { buildObjects } from './support/kustomize.js';
-import type { AdmissionReview, KubeObject } from '../src/admission/types.js';
+import type { AdmissionReview, KubeObject } from '../src/api/types.js';
 import { parseRuleSet } from '../src/rules/load.js';
 import { ruleSetSchema } from '../src/rules/schema.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';

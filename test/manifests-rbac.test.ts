@@ -7,7 +7,7 @@ import { dirname, join, relative } from 'node:path';
 import * as clientNode from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateCertificates, generateClientCertificates, serviceDnsNames } from '../src/certs/generate.js';
-import { WORKLOAD_RESOURCES } from '../src/controller/kube-api.js';
+import { WORKLOAD_KINDS } from '../src/actions/checksum/pod-template.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
@@ -204,11 +204,11 @@ describe('RBAC', () => {
 
   it('covers every Kubernetes API call in the controller\'s code, and grants nothing it does not call', () => {
     const files = importGraph(join(ROOT, 'src', 'cli', 'controller.ts'));
-    for (const file of ['kube-api.ts', 'informers.ts', 'leader.ts', 'reconcile.ts', 'controller.ts']) expect(files).toContain(join(ROOT, 'src', 'controller', file));
-    expect(files).toContain(join(ROOT, 'src', 'kube', 'client-node-reader.ts'));
+    for (const file of ['leader.ts', 'reconcile.ts', 'controller.ts']) expect(files).toContain(join(ROOT, 'src', 'controller', file));
+    for (const file of ['workloads.ts', 'informers.ts', 'leases.ts', 'discovery.ts', 'client-node-reader.ts']) expect(files).toContain(join(ROOT, 'src', 'kube', file));
     const apiMethods = clientNodeApiMethods();
     expect(apiMethods.get('listConfigMapForAllNamespaces')).toEqual(['CoreV1Api']);
-    const workloads = WORKLOAD_RESOURCES.map((r) => `${r.group}/${r.plural}`);
+    const workloads = WORKLOAD_KINDS.map((r) => `${r.group}/${r.plural}`);
     const calls = new Set<string>();
     const methodsSeen = new Set<string>();
     for (const file of files) {
@@ -222,7 +222,7 @@ describe('RBAC', () => {
         expect(text.includes(unsupported), `${where} uses ${unsupported}: extend this test and the controller's RBAC`).toBe(false);
       }
       for (const api of text.matchAll(/\b([A-Z][A-Za-z0-9]*Api)\b/g)) {
-        if (!(api[1]! in clientNode)) continue; // the controller's own classes (WorkloadApi)
+        if (!(api[1]! in clientNode)) continue; // gitops-guard's own classes
         expect(Object.keys(CONTROLLER_API_CLASSES), `${where} uses ${api[1]}: extend this test and the controller's RBAC`).toContain(api[1]);
       }
       const resourcesListed: string[] = [];
@@ -242,7 +242,7 @@ describe('RBAC', () => {
         let resources: string[];
         if (CONTROLLER_API_CLASSES[api!] === 'custom-objects') {
           expect(kind, method).toBe('CustomObject');
-          resources = workloads; // the generic API, called with the plurals of WORKLOAD_RESOURCES
+          resources = workloads; // the generic API, called with the plurals of WORKLOAD_KINDS
         } else {
           const plural = CONTROLLER_PLURALS[kind!];
           expect(plural, `${where} calls ${method}: add its resource to this test and the controller's RBAC`).toBeDefined();

@@ -4,7 +4,7 @@ import * as clientNode from '@kubernetes/client-node';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
-import type { KubeObject, Operation, WebhookPhase } from '../src/admission/types.js';
+import type { KubeObject, Operation, WebhookPhase } from '../src/api/types.js';
 import { loadRuleSetFile, parseRuleSet } from '../src/rules/load.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { kustomizeBuild, kustomizeTool } from './support/kustomize.js';

@@ -8,7 +8,7 @@ import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitorin
 import { parser } from '@prometheus-io/lezer-promql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { serviceDnsNames } from '../src/certs/generate.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
 import { CHECKS } from '../src/report/checks.js';

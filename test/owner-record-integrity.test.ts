@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/actions/registry.js';
-import type { KubeObject } from '../src/admission/types.js';
+import type { KubeObject } from '../src/api/types.js';
 import { UnavailableKubeReader } from '../src/kube/reader.js';
 import { evaluate } from '../src/rules/engine.js';
 import { parseRuleSet } from '../src/rules/load.js';

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AdmissionReview } from '../src/admission/types.js';
+import type { AdmissionReview } from '../src/api/types.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { RunningServer } from '../src/server/server.js';
 import { DEFAULT_RULES, capturingLogger } from './support/app.js';

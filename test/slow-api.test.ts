@@ -1,7 +1,7 @@
 import { Agent } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { AdmissionReview } from '../src/admission/types.js';
+import type { AdmissionReview } from '../src/api/types.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger } from './support/app.js';

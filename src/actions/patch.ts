@@ -1,5 +1,5 @@
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
-import type { KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../api/types.js';
 import { isPlainObject } from '../util/objects.js';
 
 /**
@@ -68,21 +68,4 @@ export function metadataMap(draft: KubeObject, field: 'labels' | 'annotations'):
   if (value === undefined || value === null) return (metadata[field] = {});
   if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`metadata.${field} is not a map`);
   return value;
-}
-
-export function annotationsOf(object: KubeObject | null | undefined): Record<string, string> {
-  const annotations = object?.metadata?.annotations;
-  return annotations && typeof annotations === 'object' ? annotations : {};
-}
-
-export function labelsOf(object: KubeObject | null | undefined): Record<string, string> {
-  const labels = object?.metadata?.labels;
-  return labels && typeof labels === 'object' ? labels : {};
-}
-
-/** Own-property lookup: a key like `__proto__` or `constructor` in user data never resolves to Object.prototype. */
-export function ownString(map: Record<string, unknown>, key: string): string | undefined {
-  if (!Object.prototype.hasOwnProperty.call(map, key)) return undefined;
-  const value = map[key];
-  return typeof value === 'string' ? value : undefined;
 }

@@ -1,7 +1,9 @@
 import type { Operation as PatchOperation } from 'fast-json-patch';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, KubeObject, WebhookPhase } from '../admission/types.js';
+import type { AdmissionRequest, KubeObject, WebhookPhase } from '../api/types.js';
 import type { KubeReader } from '../kube/reader.js';
+import type { ChecksumDetails } from './checksum/stamp-config-checksum.js';
+import type { OwnerDetails } from './owner/identity.js';
 
 /** Everything an action may look at. Actions never do I/O except through `kube`. */
 export interface ActionContext {
@@ -20,6 +22,11 @@ export interface ActionContext {
    * this call; absent outside the webhook (audit). Actions that wait for I/O use what is left.
    */
   deadline?: number;
+  /**
+   * Records what the action found out (the rule's `details` in the engine's result), also when it
+   * then throws. Absent when the action is run on its own (unit tests).
+   */
+  report?: (details: ActionDetails) => void;
 }
 
 export interface ActionSettings {
@@ -27,7 +34,16 @@ export interface ActionSettings {
   checksumKey?: Buffer;
 }
 
-export interface ActionOutcome {
+/**
+ * What a built-in action found out about the object, beyond its patch and denial: the checksum it
+ * computed and which references were missing or unreadable, the owner it resolved and the one on
+ * record. The audit, the rollout controller and the cluster scan read these instead of working
+ * them out again. Discriminated by `action`.
+ */
+export type ActionDetails = ChecksumDetails | OwnerDetails;
+
+/** What an action answers; the engine turns it into the rule's RuleResult. */
+export interface ActionResult {
   /** RFC 6902 operations against `context.object`, minimal (as `patchFrom` makes them): empty when nothing changes. */
   patch?: PatchOperation[];
   /** A reason to reject the request; set only by validating actions. */
@@ -42,5 +58,5 @@ export interface ActionDefinition<Params = Record<string, unknown>> {
   readonly phase: WebhookPhase;
   /** JSON Schema of the action's parameters (validated at rule load, with defaults applied). */
   readonly paramsSchema: Record<string, unknown>;
-  run(params: Params, context: ActionContext): ActionOutcome | Promise<ActionOutcome>;
+  run(params: Params, context: ActionContext): ActionResult | Promise<ActionResult>;
 }

@@ -1,4 +1,4 @@
-import { ADMISSION_API_VERSION, ADMISSION_KIND, type AdmissionRequest } from './types.js';
+import { ADMISSION_API_VERSION, ADMISSION_KIND, type AdmissionRequest } from '../api/types.js';
 import { isPlainObject } from '../util/objects.js';
 
 export class BadReviewError extends Error {

@@ -4,8 +4,12 @@ import {
   ADMISSION_KIND,
   type AdmissionResponse,
   type AdmissionReview,
-} from './types.js';
+} from '../api/types.js';
+import type { PhaseResult } from '../rules/result.js';
 import { clampWarning } from '../util/text.js';
+
+/** Denials are policy decisions, not conflicts: 409 would make `kubectl apply` retry its patch. */
+export const DENIAL_STATUS_CODE = 403;
 
 /** Helpers in the spirit of controller-runtime's admission package. */
 
@@ -43,4 +47,19 @@ export function withAuditAnnotations(
 
 export function toReview(response: AdmissionResponse): AdmissionReview {
   return { apiVersion: ADMISSION_API_VERSION, kind: ADMISSION_KIND, response };
+}
+
+/**
+ * The AdmissionResponse for a phase's result: allowed (with the mutating phase's patch) or denied
+ * with every denial, plus the warnings and audit annotations. A validating webhook never patches.
+ */
+export function responseFor(uid: string, result: PhaseResult): AdmissionResponse {
+  const base = result.allowed ? patched(uid, result.phase === 'mutate' ? result.patch : []) : denied(uid, result.denials.join('\n'), DENIAL_STATUS_CODE);
+  return withAuditAnnotations(withWarnings(base, result.warnings), result.auditAnnotations);
+}
+
+/** How logs and the latency metric name an answer. */
+export function verdictOf(response: AdmissionResponse): 'allowed' | 'patched' | 'denied' {
+  if (!response.allowed) return 'denied';
+  return response.patch ? 'patched' : 'allowed';
 }

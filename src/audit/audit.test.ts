@@ -3,15 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../api/types.js';
 import { patchFrom } from '../actions/patch.js';
 import { builtinActions, createRegistry } from '../actions/registry.js';
 import type { ActionDefinition } from '../actions/types.js';
-import { KubeReadError, type KubeReader } from '../kube/reader.js';
+import { KubeReadError } from '../kube/errors.js';
+import type { KubeReader } from '../kube/reader.js';
 import { parseRuleSet } from '../rules/load.js';
 import { createLogger } from '../server/logger.js';
-import { exitCodeFor, runAuditCore, type AuditOptions, type ClusterAccess } from './audit.js';
-import type { LiveObjectReader } from './live.js';
+import { runAuditCore, type AuditOptions, type ClusterAccess } from './audit.js';
+import { exitCodeFor } from './summary.js';
+import type { ObjectReader } from '../kube/objects.js';
 
 /** A mutating test action that marks objects, and a validating one that refuses marked objects. */
 const mark: ActionDefinition = {
@@ -119,7 +121,7 @@ describe('runAuditCore: two apps render one object', () => {
     expect(first).toMatchObject({ operation: 'CREATE', oldObject: 'none', allowed: true, owner: 'argocd:pdp-dev', app: 'pdp-dev' });
     expect(first!.patch).toContainEqual({ op: 'add', path: '/metadata/annotations/gitops-guard.dev~1owner', value: 'argocd:pdp-dev' });
     expect(second).toMatchObject({ operation: 'UPDATE', oldObject: 'input', allowed: false, owner: 'argocd:smartdq-dev' });
-    const denial = second!.phases[1]!.evaluation.denials[0]!;
+    const denial = second!.phases[1]!.denials[0]!;
     expect(denial).toContain('ClusterRoleBinding/airflow-pre-checker-binding is owned by argocd:pdp-dev; argocd:smartdq-dev may not take it over');
 
     expect(result.duplicates).toHaveLength(1);
@@ -177,7 +179,7 @@ rules:
     const rendering = result.objects[0]!.renderings[0]!;
     expect(rendering.allowed).toBe(false);
     expect(rendering.phases.map((p) => p.phase)).toEqual(['mutate', 'validate']);
-    expect(rendering.phases[1]!.evaluation.denials).toEqual(['refused: marked on CREATE']);
+    expect(rendering.phases[1]!.denials).toEqual(['refused: marked on CREATE']);
     expect(result.summary.exitCode).toBe(1);
   });
 
@@ -189,7 +191,7 @@ rules:
     );
     const second = result.objects[0]!.renderings[1]!;
     expect(second.allowed).toBe(true);
-    expect(second.phases[1]!.evaluation.results.find((r) => r.result === 'denied')).toMatchObject({ mode: 'audit' });
+    expect(second.phases[1]!.results.find((r) => r.result === 'denied')).toMatchObject({ mode: 'audit' });
     expect(result.summary.denied).toBe(0);
     expect(result.summary.auditFindings).toBeGreaterThan(0);
     // The duplicate itself is still an error: two owners is a finding regardless of rule modes.
@@ -238,7 +240,7 @@ describe('runAuditCore: config checksums', () => {
     expect(rendering.configSources).toEqual([
       { kind: 'ConfigMap', namespace: 'default', name: 'nowhere', from: 'absent', detail: expect.stringContaining('offline') },
     ]);
-    expect(rendering.phases[0]!.evaluation.warnings).toContain('ConfigMap default/nowhere not found: pods will not start until it exists');
+    expect(rendering.phases[0]!.warnings).toContain('ConfigMap default/nowhere not found: pods will not start until it exists');
   });
 
   it('with a cluster, reads what the input lacks; a failed read leaves the checksum uncomputed, not guessed', async () => {
@@ -269,7 +271,7 @@ describe('runAuditCore: live objects', () => {
       metadata: { name: 'airflow-pre-checker-binding', uid: 'live-uid', annotations: { 'gitops-guard.dev/owner': 'argocd:other-team' } },
     };
     const reads: unknown[] = [];
-    const objects: LiveObjectReader = {
+    const objects: ObjectReader = {
       async read(ref) {
         reads.push(ref);
         return ref.kind === 'ClusterRoleBinding' ? liveCrb : null;
@@ -280,7 +282,7 @@ describe('runAuditCore: live objects', () => {
     const result = await runAuditCore(options({ inputs: [{ path, app: 'pdp-dev' }], cluster }));
     const [binding, fresh] = result.objects.map((o) => o.renderings[0]!);
     expect(binding).toMatchObject({ operation: 'UPDATE', oldObject: 'cluster', allowed: false });
-    expect(binding!.phases[1]!.evaluation.denials[0]).toContain('is owned by argocd:other-team; argocd:pdp-dev may not take it over');
+    expect(binding!.phases[1]!.denials[0]).toContain('is owned by argocd:other-team; argocd:pdp-dev may not take it over');
     expect(fresh).toMatchObject({ operation: 'CREATE', oldObject: 'none', allowed: true });
     expect(reads).toEqual([
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', name: 'airflow-pre-checker-binding' },

@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { KubeReadError, type KubeReader, type ObjectRef } from '../kube/reader.js';
-import { BundleReader, CachingReader, ConfigBundle, decodeConfigSource, OFFLINE_ABSENT } from './bundle-reader.js';
+import { KubeReadError } from '../kube/errors.js';
+import type { KubeReader, ObjectRef } from '../kube/reader.js';
+import { decodeConfigData } from '../kube/config-data.js';
+import { BundleReader, CachingReader, ConfigBundle, OFFLINE_ABSENT } from './bundle-reader.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const text = (content: ReadonlyMap<string, Buffer> | undefined) =>
@@ -8,9 +10,9 @@ const text = (content: ReadonlyMap<string, Buffer> | undefined) =>
 const opts = { timeoutMs: 1000 };
 const ref = (kind: 'ConfigMap' | 'Secret', name: string, namespace = 'ns'): ObjectRef => ({ kind, namespace, name });
 
-describe('decodeConfigSource', () => {
+describe('decodeConfigData', () => {
   it('decodes Secret data from base64 and lets stringData win, as the API server merges them', () => {
-    const { content, problems } = decodeConfigSource('Secret', {
+    const { content, problems } = decodeConfigData('Secret', {
       data: { user: b64('admin'), password: b64('old') },
       stringData: { password: 'new' },
     });
@@ -19,16 +21,16 @@ describe('decodeConfigSource', () => {
   });
 
   it('reads ConfigMap data as UTF-8 and binaryData as base64', () => {
-    const { content } = decodeConfigSource('ConfigMap', { data: { 'a.conf': 'x = 1\n' }, binaryData: { blob: Buffer.from([0, 255]).toString('base64') } });
+    const { content } = decodeConfigData('ConfigMap', { data: { 'a.conf': 'x = 1\n' }, binaryData: { blob: Buffer.from([0, 255]).toString('base64') } });
     expect(content.get('a.conf')?.toString()).toBe('x = 1\n');
     expect([...content.get('blob')!]).toEqual([0, 255]);
   });
 
   it('leaves out and reports values the API server would reject', () => {
-    const { content, problems } = decodeConfigSource('Secret', { data: { ok: b64('x'), bad: 'not base64!', num: 5 } });
+    const { content, problems } = decodeConfigData('Secret', { data: { ok: b64('x'), bad: 'not base64!', num: 5 } });
     expect([...content.keys()]).toEqual(['ok']);
     expect(problems).toEqual(['data.bad is not valid base64', 'data.num is not a string']);
-    expect(decodeConfigSource('ConfigMap', { data: ['x'] }).problems).toEqual(['data is not a map']);
+    expect(decodeConfigData('ConfigMap', { data: ['x'] }).problems).toEqual(['data is not a map']);
   });
 });
 

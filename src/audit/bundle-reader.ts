@@ -1,14 +1,7 @@
-import type { KubeObject } from '../admission/types.js';
-import {
-  KubeReadError,
-  type ConfigContent,
-  type ConfigSourceKind,
-  type KubeReader,
-  type ObjectRef,
-  type ReadOptions,
-  type ReadResult,
-} from '../kube/reader.js';
-import { isPlainObject } from '../util/objects.js';
+import type { KubeObject } from '../api/types.js';
+import { decodeConfigData } from '../kube/config-data.js';
+import { KubeReadError } from '../kube/errors.js';
+import type { ConfigContent, ConfigSourceKind, KubeReader, ObjectRef, ReadOptions, ReadResult } from '../kube/reader.js';
 
 /**
  * The audit's KubeReader: ConfigMaps and Secrets rendered in the same input are applied together
@@ -49,14 +42,6 @@ interface BundleEntry {
   content: ConfigContent;
 }
 
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-function decodeBase64(value: string): Buffer | null {
-  const compact = value.replace(/[\r\n]/g, '');
-  return BASE64.test(compact) ? Buffer.from(compact, 'base64') : null;
-}
-
 function refKey(ref: ObjectRef): string {
   return `${ref.kind}/${ref.namespace}/${ref.name}`;
 }
@@ -64,52 +49,6 @@ function refKey(ref: ObjectRef): string {
 export function configSourceKind(object: KubeObject): ConfigSourceKind | null {
   if (object.apiVersion !== 'v1') return null;
   return object.kind === 'ConfigMap' || object.kind === 'Secret' ? object.kind : null;
-}
-
-/**
- * The bytes a pod would see for a ConfigMap or Secret, decoded like the API server does:
- * ConfigMap `data` (UTF-8) and `binaryData` (base64); Secret `data` (base64) overlaid by
- * `stringData` (plain text, which wins). Values the API server would reject are left out and
- * reported.
- */
-export function decodeConfigSource(
-  kind: ConfigSourceKind,
-  object: KubeObject,
-): { content: Map<string, Buffer>; problems: string[] } {
-  const content = new Map<string, Buffer>();
-  const problems: string[] = [];
-  const add = (field: string, base64: boolean): void => {
-    const map = object[field];
-    if (map === undefined || map === null) return;
-    if (!isPlainObject(map)) {
-      problems.push(`${field} is not a map`);
-      return;
-    }
-    for (const [key, value] of Object.entries(map)) {
-      if (typeof value !== 'string') {
-        problems.push(`${field}.${key} is not a string`);
-        continue;
-      }
-      if (base64) {
-        const bytes = decodeBase64(value);
-        if (!bytes) {
-          problems.push(`${field}.${key} is not valid base64`);
-          continue;
-        }
-        content.set(key, bytes);
-      } else {
-        content.set(key, Buffer.from(value, 'utf8'));
-      }
-    }
-  };
-  if (kind === 'ConfigMap') {
-    add('data', false);
-    add('binaryData', true);
-  } else {
-    add('data', true);
-    add('stringData', false);
-  }
-  return { content, problems };
 }
 
 /** ConfigMaps and Secrets found in the input, by namespace and name. */
@@ -123,7 +62,7 @@ export class ConfigBundle {
     const name = object.metadata?.name;
     const namespace = object.metadata?.namespace;
     if (!kind || typeof name !== 'string' || typeof namespace !== 'string') return;
-    const { content, problems } = decodeConfigSource(kind, object);
+    const { content, problems } = decodeConfigData(kind, object);
     for (const message of problems) this.problems.push({ kind, namespace, name, message });
     const key = refKey({ kind, namespace, name });
     const list = this.entries.get(key);

@@ -2,15 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../actions/registry.js';
 import { parseTrackingId } from '../actions/owner/identity.js';
 import { parseRuleSet } from '../rules/load.js';
-import {
-  argocdTrackingId,
-  DEFAULT_OWNER_RESOLUTION,
-  findDuplicates,
-  ownerOf,
-  ownerResolutionFor,
-  stampArgocdTracking,
-  type Rendering,
-} from './duplicates.js';
+import { DEFAULT_OWNER_RESOLUTION } from '../actions/owner/identity.js';
+import { ownerResolutionFor } from '../rules/configured.js';
+import { argocdTrackingId, findDuplicates, ownerOf, stampArgocdTracking, type Rendering } from './duplicates.js';
 import { identityKey, type ObjectIdentityKey } from './request.js';
 
 const crb: ObjectIdentityKey = { group: 'rbac.authorization.k8s.io', kind: 'ClusterRoleBinding', name: 'airflow-pre-checker-binding' };

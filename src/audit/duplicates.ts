@@ -1,12 +1,5 @@
-import type { KubeObject } from '../admission/types.js';
-import {
-  ARGOCD_TRACKING_ANNOTATION,
-  DEFAULT_OWNER_SOURCES,
-  resolveOwner,
-  type OwnerResolution,
-  type OwnerSource,
-} from '../actions/owner/identity.js';
-import type { RuleSet } from '../rules/types.js';
+import type { KubeObject } from '../api/types.js';
+import { ARGOCD_TRACKING_ANNOTATION, resolveOwner, type OwnerResolution } from '../actions/owner/identity.js';
 import type { SourceLocation } from './input.js';
 import type { ObjectIdentityKey } from './request.js';
 import { describeIdentity } from './request.js';
@@ -16,34 +9,6 @@ import { describeIdentity } from './request.js';
  * tracking id or label, Helm release, Flux), read with the same `resolveOwner` the webhook uses;
  * `--app NAME=PATH` inputs carry the Argo CD tracking id Argo CD would stamp for app NAME.
  */
-
-export const DEFAULT_OWNER_RESOLUTION: OwnerResolution = {
-  sources: DEFAULT_OWNER_SOURCES,
-  argocdLabelKey: 'app.kubernetes.io/instance',
-};
-
-/**
- * Owner resolution as the webhook's rules configure it: the params of the first
- * `denyDuplicateOwner` (else `tagOwner`) rule, with the defaults the rule loader filled in.
- */
-export function ownerResolutionFor(ruleSet: RuleSet): OwnerResolution {
-  const rule =
-    ruleSet.rules.find((r) => r.action.type === 'denyDuplicateOwner') ??
-    ruleSet.rules.find((r) => r.action.type === 'tagOwner');
-  const params = rule?.action.params ?? {};
-  const sources = Array.isArray(params.sources) ? (params.sources as OwnerSource[]) : DEFAULT_OWNER_RESOLUTION.sources;
-  const argocdLabelKey =
-    typeof params.argocdLabelKey === 'string' ? params.argocdLabelKey : DEFAULT_OWNER_RESOLUTION.argocdLabelKey;
-  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
-  const argocdLabelInstallation = text(params.argocdLabelInstallation);
-  const argocdLegacyInstallation = text(params.argocdLegacyInstallation);
-  return {
-    sources,
-    argocdLabelKey,
-    ...(argocdLabelInstallation ? { argocdLabelInstallation } : {}),
-    ...(argocdLegacyInstallation ? { argocdLegacyInstallation } : {}),
-  };
-}
 
 /**
  * The tracking id Argo CD (annotation tracking) writes: `app:group/Kind:namespace/name`. For

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Composer, isMap, isSeq, LineCounter, Parser, type Document } from 'yaml';
-import type { KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../api/types.js';
 import { isPlainObject } from '../util/objects.js';
 import { describeYamlConversionError, describeYamlError } from '../util/yaml-errors.js';
 

@@ -1,25 +1,5 @@
-import type { KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../api/types.js';
 import { isPlainObject } from '../util/objects.js';
-
-/**
- * Reads live objects for `--kubeconfig` audits, so an object that already exists is audited as
- * the UPDATE the API server would really send (with the real `oldObject`).
- */
-
-export interface LiveRef {
-  apiVersion: string;
-  kind: string;
-  /** Resource plural (from the audit's kind catalog), for the URL. */
-  plural: string;
-  name: string;
-  /** Absent for cluster-scoped objects. */
-  namespace?: string;
-}
-
-export interface LiveObjectReader {
-  /** The live object, or null when it does not exist. Throws when the cluster gives no answer. */
-  read(ref: LiveRef, signal?: AbortSignal): Promise<KubeObject | null>;
-}
 
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
 

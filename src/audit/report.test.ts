@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Evaluation } from '../rules/engine.js';
+import type { PhaseResult } from '../rules/result.js';
 import type { RuleSet } from '../rules/types.js';
 import type { AuditResult, ObjectResult, RenderingResult } from './audit.js';
 import { AUDIT_KEY_NOTE, REDACTED, redactSecretPatch, renderTable, toJsonReport, writeJsonReport } from './report.js';
@@ -14,8 +14,8 @@ const ruleSet: RuleSet = {
   ],
 };
 
-function evaluation(partial: Partial<Evaluation>): Evaluation {
-  return { allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [], ...partial };
+function phaseResult(phase: PhaseResult['phase'], partial: Partial<PhaseResult>): PhaseResult {
+  return { phase, allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [], ...partial };
 }
 
 function rendering(partial: Partial<RenderingResult>): RenderingResult {
@@ -94,7 +94,7 @@ describe('toJsonReport', () => {
       rendering({
         patch: secretPatch,
         phases: [
-          { phase: 'mutate', evaluation: evaluation({ results: [{ rule: 'r', action: 'a', mode: 'audit', result: 'mutated', patch: secretPatch }] }) },
+          phaseResult('mutate', { results: [{ rule: 'r', action: 'a', mode: 'audit', result: 'mutated', patch: secretPatch }] }),
         ],
       }),
     ],
@@ -106,13 +106,10 @@ describe('toJsonReport', () => {
       rendering({
         allowed: false,
         phases: [
-          {
-            phase: 'mutate',
-            evaluation: evaluation({
-              allowed: false,
-              results: [{ rule: 'stamp', action: 'stampConfigChecksum', mode: 'enforce', result: 'error', reason: 'cannot read Secret ns/s' }],
-            }),
-          },
+          phaseResult('mutate', {
+            allowed: false,
+            results: [{ rule: 'stamp', action: 'stampConfigChecksum', mode: 'enforce', result: 'error', reason: 'cannot read Secret ns/s' }],
+          }),
         ],
       }),
     ],
@@ -162,10 +159,7 @@ describe('renderTable', () => {
         oldObject: 'input',
         allowed: false,
         phases: [
-          {
-            phase: 'validate',
-            evaluation: evaluation({ allowed: false, results: [{ rule: 'deny-duplicate-owner', action: 'denyDuplicateOwner', mode: 'enforce', result: 'denied', denial: 'ClusterRole/x is owned by argocd:a' }] }),
-          },
+          phaseResult('validate', { allowed: false, results: [{ rule: 'deny-duplicate-owner', action: 'denyDuplicateOwner', mode: 'enforce', result: 'denied', denial: 'ClusterRole/x is owned by argocd:a' }] }),
         ],
       }),
     ],

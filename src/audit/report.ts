@@ -1,6 +1,6 @@
 import type { Operation as PatchOperation } from 'fast-json-patch';
 import type { RuleMode, RuleSet } from '../rules/types.js';
-import type { RuleResult } from '../rules/engine.js';
+import type { RuleResult } from '../rules/result.js';
 import type { AuditResult, ChecksumFinding, ObjectResult, RenderingResult } from './audit.js';
 import type { ConfigLookup } from './bundle-reader.js';
 import type { DuplicateFinding } from './duplicates.js';
@@ -171,8 +171,8 @@ function jsonRendering(object: ObjectResult, rendering: RenderingResult, context
     configSources: rendering.configSources,
     notes: hidden.size > 0 ? [...rendering.notes, SECRET_CHECKSUM_NOTE] : rendering.notes,
   };
-  for (const { phase, evaluation } of rendering.phases) {
-    for (const result of evaluation.results) {
+  for (const { phase, results } of rendering.phases) {
+    for (const result of results) {
       const base: JsonFinding = { phase, rule: result.rule, action: result.action, mode: result.mode };
       if (result.patch && result.patch.length > 0) out.mutations.push({ ...base, patch: redact(result.patch) });
       if (result.denial) out.denials.push({ ...base, message: result.denial });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeAdmissionReview } from '../admission/decode.js';
-import { ADMISSION_API_VERSION, ADMISSION_KIND } from '../admission/types.js';
+import { ADMISSION_API_VERSION, ADMISSION_KIND } from '../api/types.js';
 import { parseApiVersion } from '../util/objects.js';
 import {
   auditUid,

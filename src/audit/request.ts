@@ -5,7 +5,7 @@ import type {
   KubeObject,
   Operation,
   UserInfo,
-} from '../admission/types.js';
+} from '../api/types.js';
 import { isPlainObject, parseApiVersion } from '../util/objects.js';
 
 /**

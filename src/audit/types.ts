@@ -1,15 +1,14 @@
-import type { Operation as PatchOperation } from 'fast-json-patch';
 import type { Logger } from 'pino';
-import type { UserInfo } from '../admission/types.js';
+import type { UserInfo } from '../api/types.js';
 import type { ActionRegistry } from '../actions/registry.js';
 import type { ActionSettings } from '../actions/types.js';
+import type { ObjectReader } from '../kube/objects.js';
 import type { KubeReader } from '../kube/reader.js';
-import type { Evaluation } from '../rules/engine.js';
+import type { AdmissionResult } from '../rules/result.js';
 import type { RuleMode, RuleSet } from '../rules/types.js';
 import type { ConfigLookup } from './bundle-reader.js';
 import type { DuplicateFinding } from './duplicates.js';
 import type { InputProblem, InputSpec, InputStats, SourceLocation } from './input.js';
-import type { LiveObjectReader } from './live.js';
 
 /** What `runAuditCore` takes and returns; the JSON report (docs/audit-output.schema.json) is built from these. */
 
@@ -17,7 +16,7 @@ export interface ClusterAccess {
   /** ConfigMaps and Secrets not found in the input. */
   configs: KubeReader;
   /** Live objects, so existing objects are audited as UPDATEs. */
-  objects: LiveObjectReader;
+  objects: ObjectReader;
   /** A short description for the report (the API server URL), never credentials. */
   description: string;
 }
@@ -52,23 +51,19 @@ export interface ChecksumFinding {
   reason?: string;
 }
 
-export interface PhaseResult {
-  phase: 'mutate' | 'validate';
-  evaluation: Evaluation;
-}
-
-export interface RenderingResult {
+/**
+ * One rendering as admitted: the engine's AdmissionResult (whether the API server would accept
+ * it, the mutating webhook's patch against the object as sent, each phase's rule results) without
+ * the admitted object, which is only carried to the next rendering of the same object.
+ */
+export interface RenderingResult extends Omit<AdmissionResult, 'object'> {
   index: number;
   source: SourceLocation;
   app?: string;
   owner: string | null;
   operation: 'CREATE' | 'UPDATE';
   oldObject: OldObjectSource;
-  /** Whether the API server would accept it (enforce-mode rules only). */
-  allowed: boolean;
-  /** The mutating webhook's patch (enforce-mode rules), against the object as sent. */
-  patch: PatchOperation[];
-  phases: PhaseResult[];
+  /** From the stampConfigChecksum rules' details. */
   checksums: ChecksumFinding[];
   configSources: ConfigLookup[];
   notes: string[];

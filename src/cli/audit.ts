@@ -1,5 +1,5 @@
 import type { LevelWithSilent } from 'pino';
-import type { UserInfo } from '../admission/types.js';
+import type { UserInfo } from '../api/types.js';
 import { ChecksumKeyError, loadChecksumKey, MIN_CHECKSUM_KEY_BYTES } from '../actions/checksum/key.js';
 import { createRegistry } from '../actions/registry.js';
 import { runAuditCore, type ClusterAccess } from '../audit/audit.js';
@@ -124,10 +124,10 @@ class SetupError extends Error {
 
 async function clusterAccess(path: string): Promise<ClusterAccess> {
   // Loaded only when asked for: the client library is the slowest import by far.
-  const [{ loadKubeConfig }, { ClientNodeReader }, { KubeConfigObjectReader }] = await Promise.all([
+  const [{ loadKubeConfig }, { ClientNodeReader }, { ClientNodeObjectReader }] = await Promise.all([
     import('../kube/kubeconfig.js'),
     import('../kube/client-node-reader.js'),
-    import('../audit/cluster.js'),
+    import('../kube/objects.js'),
   ]);
   let kubeConfig;
   try {
@@ -138,7 +138,7 @@ async function clusterAccess(path: string): Promise<ClusterAccess> {
   if (!kubeConfig) throw new SetupError(`kubeconfig ${path} has no cluster`);
   return {
     configs: new ClientNodeReader(kubeConfig),
-    objects: new KubeConfigObjectReader(kubeConfig),
+    objects: new ClientNodeObjectReader(kubeConfig),
     description: kubeConfig.getCurrentCluster()?.server ?? 'configured',
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { collectReferences } from '../actions/checksum/references.js';
 import { changedKeys, ConsumerIndex } from './consumers.js';
-import { slimWorkload, summarise } from './informers.js';
+import { slimWorkload, summarise } from './cache.js';
 
 const refs = (podSpec: Record<string, unknown>) => collectReferences(podSpec, { includeImagePullSecrets: true });
 

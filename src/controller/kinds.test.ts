@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readinessReport, servedBy } from './kinds.js';
-import { WORKLOAD_RESOURCES } from './kube-api.js';
+import { WORKLOAD_KINDS } from '../actions/checksum/pod-template.js';
 
-const rollouts = WORKLOAD_RESOURCES.find((r) => r.kind === 'Rollout')!;
+const rollouts = WORKLOAD_KINDS.find((r) => r.kind === 'Rollout')!;
 const all = new Set(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
 
 describe('servedBy: per resource, never per group-version', () => {

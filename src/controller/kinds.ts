@@ -1,9 +1,8 @@
-import type { KubernetesObject, ListWatch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, httpStatus } from '../kube/api-error.js';
 import type { ServedResources } from '../kube/discovery.js';
-import type { InformerSpec } from './informers.js';
-import type { WorkloadResource } from './kube-api.js';
+import type { KubeApiError } from '../kube/errors.js';
+import type { Informer, InformerEvent } from '../kube/informers.js';
+import type { ApiResource } from '../kube/resources.js';
 import type { ControllerMetrics } from './metrics.js';
 
 /** What one discovery GET of a group-version answered: its resources (null: not served), or why it failed. */
@@ -16,7 +15,7 @@ export type Served = { served: true } | { served: false; reason: string } | { se
  * Decides per resource, never per group-version: a cluster with Argo CD serves
  * argoproj.io/v1alpha1 (Applications, AppProjects) whether or not Argo Rollouts is installed.
  */
-export function servedBy(resource: WorkloadResource, answer: DiscoveryAnswer): Served {
+export function servedBy(resource: ApiResource, answer: DiscoveryAnswer): Served {
   const groupVersion = `${resource.group}/${resource.version}`;
   if ('error' in answer) return { served: 'unknown', reason: `discovery of ${groupVersion} failed (${answer.error})` };
   if (answer.resources === null) return { served: false, reason: `not served: the API does not serve ${groupVersion}` };
@@ -26,8 +25,6 @@ export function servedBy(resource: WorkloadResource, answer: DiscoveryAnswer): S
   if (missing.length > 0) return { served: false, reason: `not served for ${missing.join(' and ')} in ${groupVersion}` };
   return { served: true };
 }
-
-export type InformerEvent = 'add' | 'update' | 'delete';
 
 export interface KindWatchOptions {
   /** `configmaps`, `deployments.apps`: in logs, metrics and /readyz. */
@@ -44,14 +41,14 @@ export interface KindWatchOptions {
   metrics: ControllerMetrics;
   /** Every informer event, while the kind is watched. */
   handle: (type: InformerEvent, object: unknown) => void;
-  /** An optional kind stopped itself: its list or watch answered `status` (403 or 404). */
-  onUnavailable: (reason: string, status: number) => void;
+  /** An optional kind stopped itself: its list or watch was refused (403) or not found (404). */
+  onUnavailable: (reason: string, error: KubeApiError) => void;
   /** What happens next to a kind that stopped itself, for its reason (e.g. `tried again at the next discovery`). */
   retryNote: string;
 }
 
 interface Watched {
-  spec: InformerSpec<KubernetesObject>;
+  informer: Informer<unknown>;
   connects: number;
   restartTimer?: NodeJS.Timeout;
   /** Failures in a row (reset after a quiet minute): the restart delay doubles with each. */
@@ -98,19 +95,17 @@ export class KindWatch {
   /** True once every informer has listed once; false while not watched. */
   get listed(): boolean {
     if (!this.watching) return false;
-    for (const watched of this.informers) {
-      watched.listed ||= (watched.spec.informer as ListWatch<KubernetesObject>).latestResourceVersion() !== '';
-    }
+    for (const watched of this.informers) watched.listed ||= watched.informer.listed;
     return this.informers.every((w) => w.listed);
   }
 
-  /** Starts one informer per spec; resolves once each has sent its first list request. */
-  async start(specs: InformerSpec<KubernetesObject>[]): Promise<void> {
+  /** Starts the informers (one per watched namespace); resolves once each has sent its first list request. */
+  async start(informers: Informer<unknown>[]): Promise<void> {
     this.close();
     this.whyNot = undefined;
     this.options.metrics.resourceWatched.set({ resource: this.name }, 1);
-    this.informers = specs.map((spec) => this.attach(spec));
-    await Promise.all(this.informers.map((w) => w.spec.informer.start()));
+    this.informers = informers.map((informer) => this.attach(informer));
+    await Promise.all(this.informers.map((w) => w.informer.start()));
   }
 
   /** Stops its informers for good (no watch is opened afterwards); `reason` is reported from now on. */
@@ -130,31 +125,30 @@ export class KindWatch {
     for (const watched of this.informers) {
       watched.closed = true;
       clearTimeout(watched.restartTimer);
-      watched.spec.close();
+      watched.informer.close();
     }
     this.informers = [];
   }
 
-  private attach(spec: InformerSpec<KubernetesObject>): Watched {
-    const watched: Watched = { spec, connects: 0, failures: 0, lastFailureAt: 0, listed: false, closed: false };
-    const { informer, resource, namespace } = spec;
+  private attach(informer: Informer<unknown>): Watched {
+    const watched: Watched = { informer, connects: 0, failures: 0, lastFailureAt: 0, listed: false, closed: false };
+    const { resource, namespace } = informer;
     const { logger, metrics } = this.options;
     for (const verb of ['add', 'update', 'delete'] as const) {
       informer.on(verb, (object: unknown) => {
         if (!watched.closed) this.options.handle(verb, object);
       });
     }
-    informer.on('connect', () => {
+    informer.onConnect(() => {
       if (!watched.closed && watched.connects++ > 0) metrics.watchRestarts.inc({ resource });
     });
-    informer.on('error', (error: unknown) => {
+    informer.onError((error: KubeApiError) => {
       if (watched.closed) return;
-      const status = httpStatus(error);
-      if (!this.options.required && (status === 403 || status === 404)) {
+      if (!this.options.required && (error.reason === 'forbidden' || error.reason === 'not-found')) {
         const where = namespace === undefined ? '' : ` in namespace ${namespace}`;
-        const reason = `cannot list and watch${where} (${describeApiError(error)}); ${this.options.retryNote}`;
+        const reason = `cannot list and watch${where} (${error.message}); ${this.options.retryNote}`;
         this.stop(reason);
-        this.options.onUnavailable(reason, status);
+        this.options.onUnavailable(reason, error);
         return;
       }
       // client-node stops an informer whose list or watch failed (other than 410): start it again;
@@ -164,7 +158,7 @@ export class KindWatch {
       watched.failures++;
       watched.lastFailureAt = now;
       const delay = Math.min(this.options.restartDelayMs * 2 ** (watched.failures - 1), MAX_WATCH_RESTART_MS);
-      logger.warn({ resource, namespace: namespace ?? 'all', err: describeApiError(error), retryInMs: delay }, 'watch failed; restarting');
+      logger.warn({ resource, namespace: namespace ?? 'all', err: error.message, retryInMs: delay }, 'watch failed; restarting');
       clearTimeout(watched.restartTimer);
       watched.restartTimer = setTimeout(() => {
         if (!watched.closed) void informer.start();

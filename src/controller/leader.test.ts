@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeaderElector, LeaseConflictError, type LeaseClient, type LeaseRecord, type LeaseSpec } from './leader.js';
+import { LeaseConflictError, type LeaseClient, type LeaseRecord, type LeaseSpec } from '../kube/leases.js';
+import { LeaderElector } from './leader.js';
 
 /** An in-memory Lease with resourceVersion semantics, and a switch to make the API unreachable. */
 class FakeLease implements LeaseClient {

@@ -1,32 +1,5 @@
 import type { Logger } from 'pino';
-
-/** What the elector reads and writes of a coordination.k8s.io/v1 Lease. */
-export interface LeaseRecord {
-  holderIdentity: string;
-  leaseDurationSeconds: number;
-  /** ISO timestamps as stored (microsecond precision on a real API server). */
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions: number;
-  /** Optimistic concurrency: a replace with an older value fails with a conflict. */
-  resourceVersion: string;
-}
-
-export type LeaseSpec = Omit<LeaseRecord, 'resourceVersion'>;
-
-/** The lease was created or changed by someone else since it was read. */
-export class LeaseConflictError extends Error {
-  override readonly name = 'LeaseConflictError';
-}
-
-export interface LeaseClient {
-  /** null when the Lease does not exist. */
-  get(signal?: AbortSignal): Promise<LeaseRecord | null>;
-  /** Throws LeaseConflictError when it already exists. */
-  create(spec: LeaseSpec, signal?: AbortSignal): Promise<LeaseRecord>;
-  /** Throws LeaseConflictError when `resourceVersion` is stale. */
-  replace(spec: LeaseSpec, resourceVersion: string, signal?: AbortSignal): Promise<LeaseRecord>;
-}
+import type { LeaseClient, LeaseRecord, LeaseSpec } from '../kube/leases.js';
 
 export interface LeaderElectionOptions {
   identity: string;

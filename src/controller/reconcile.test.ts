@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../actions/registry.js';
-import type { KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../api/types.js';
 import { DEFAULT_CHECKSUM_ANNOTATION } from '../actions/checksum/stamp-config-checksum.js';
 import { parseRuleSet } from '../rules/load.js';
-import { WORKLOAD_RESOURCES } from './kube-api.js';
+import { WORKLOAD_KINDS } from '../actions/checksum/pod-template.js';
 import { annotationPatch, optedOut, stampingParams, syntheticRequest } from './reconcile.js';
 
-const deployment = WORKLOAD_RESOURCES.find((r) => r.kind === 'Deployment')!;
+const deployment = WORKLOAD_KINDS.find((r) => r.kind === 'Deployment')!;
 const object: KubeObject = {
   apiVersion: 'apps/v1',
   kind: 'Deployment',

@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, KubeObject } from '../admission/types.js';
-import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../actions/checksum/compute.js';
-import { isChecksumValue } from '../actions/checksum/encoding.js';
-import { locatePodTemplate, PodTemplateError, type PodTemplateLocation } from '../actions/checksum/pod-template.js';
-import { isPlainObject, type PlainObject } from '../util/objects.js';
-import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
+import type { AdmissionRequest, KubeObject } from '../api/types.js';
+import { computePodSpecChecksum } from '../actions/checksum/compute.js';
+import { locatePodTemplate, PodTemplateError, type PodTemplateLocation, type WorkloadKind } from '../actions/checksum/pod-template.js';
+import { readDeadlines, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
+import { canStamp, decideStamp, stampedChecksum } from '../actions/checksum/stamp.js';
+import { KubeApiError } from '../kube/errors.js';
 import type { KubeReader } from '../kube/reader.js';
-import { matchRule } from '../rules/match.js';
+import type { WorkloadClient, WorkloadRef } from '../kube/workloads.js';
+import { stampingRule } from '../rules/configured.js';
 import type { RuleSet } from '../rules/types.js';
-import { describeApiError, httpStatus } from '../kube/api-error.js';
-import type { WorkloadApi, WorkloadRef, WorkloadResource } from './kube-api.js';
 
 /** Workload annotation that keeps the controller away from a workload (the webhook still stamps it). */
 export const ROLLOUT_OPT_OUT_ANNOTATION = 'gitops-guard.dev/rollout';
@@ -19,14 +17,10 @@ export const ROLLOUT_OPT_OUT_VALUE = 'disabled';
 /** Reason of the Event recorded on a workload the controller rolled. */
 export const EVENT_REASON = 'ConfigChanged';
 
-export function workloadKey(resource: WorkloadResource, namespace: string, name: string): string {
-  return `${resource.group}/${resource.kind}/${namespace}/${name}`;
-}
-
 export interface ReconcileDeps {
   /** Reads ConfigMaps and Secrets: the same live reads the webhook makes. */
   kube: KubeReader;
-  api: WorkloadApi;
+  workloads: WorkloadClient;
   /** The rules in use (re-read on every reconcile, so a rules reload applies at once). */
   rules: () => RuleSet;
   checksumKey: Buffer | undefined;
@@ -45,25 +39,29 @@ export interface ReconcileDeps {
   stampUnstamped?: boolean;
   /** Compute and report, never write (the webhook's `--mode audit`). */
   dryRun?: boolean;
+  /** How soon a workload that changed between read and patch is reconciled again. */
+  conflictRequeueMs: number;
 }
 
-export type ReconcileOutcome =
+/**
+ * What one reconcile did. `conflict` asks to be run again after `requeueAfterMs` (the workload
+ * changed meanwhile; the next read sees the new version). Failures are thrown, and the queue
+ * retries them with back-off.
+ */
+export type ReconcileResult =
   | { result: 'patched'; checksum: string | null; previous: string | undefined; sources: string[] }
   | { result: 'would-patch'; checksum: string | null; previous: string | undefined; sources: string[] }
   | { result: 'in-sync'; checksum: string | null }
-  | { result: 'skipped'; reason: string };
+  | { result: 'skipped'; reason: string }
+  | { result: 'conflict'; reason: string; requeueAfterMs: number };
 
-/** Thrown when the workload changed between read and patch (409): retry soon. */
-export class WorkloadConflictError extends Error {
-  override readonly name = 'WorkloadConflictError';
-}
-
+/** Thrown when this replica lost its lease before the patch: the next leader compares everything again. */
 export class LeadershipLostError extends Error {
   override readonly name = 'LeadershipLostError';
 }
 
 /** The UPDATE the webhook would see if the workload were re-applied unchanged. */
-export function syntheticRequest(resource: WorkloadResource, object: KubeObject, username: string): AdmissionRequest {
+export function syntheticRequest(resource: WorkloadKind, object: KubeObject, username: string): AdmissionRequest {
   const namespace = object.metadata?.namespace;
   const name = object.metadata?.name;
   return {
@@ -80,42 +78,19 @@ export function syntheticRequest(resource: WorkloadResource, object: KubeObject,
 }
 
 /**
- * The parameters of the first enforce-mode stampConfigChecksum rule that selects this workload,
- * or why none does. Audit-mode rules never write, so they select nothing here either.
+ * The parameters the controller computes with: those of the first enforce-mode
+ * stampConfigChecksum rule that selects this workload (as loaded, defaults filled in), with the
+ * read deadlines outside an admission; or why no rule selects it.
  */
-export function stampingParams(ruleSet: RuleSet, request: AdmissionRequest, object: KubeObject): StampConfigChecksumParams | string {
-  let why = 'no stampConfigChecksum rule';
-  for (const rule of ruleSet.rules) {
-    if (rule.action.type !== 'stampConfigChecksum') continue;
-    if (rule.mode !== 'enforce') {
-      why = `rule ${rule.name} is in audit mode`;
-      continue;
-    }
-    const skip = matchRule(rule.match, request, object);
-    if (skip) {
-      why = `rule ${rule.name}: ${skip}`;
-      continue;
-    }
-    const params = rule.action.params as Partial<StampConfigChecksumParams>;
-    return {
-      annotation: params.annotation ?? DEFAULT_CHECKSUM_ANNOTATION,
-      timeoutMs: params.timeoutMs ?? DEFAULT_CHECKSUM_OPTIONS.timeoutMs,
-      readTimeoutMs: params.readTimeoutMs ?? DEFAULT_CHECKSUM_OPTIONS.readTimeoutMs,
-      includeImagePullSecrets: params.includeImagePullSecrets ?? DEFAULT_CHECKSUM_OPTIONS.includeImagePullSecrets,
-    };
-  }
-  return why;
+export function stampingParams(ruleSet: RuleSet, request: AdmissionRequest, object: KubeObject): Required<Pick<StampConfigChecksumParams, 'timeoutMs' | 'readTimeoutMs'>> & StampConfigChecksumParams | string {
+  const rule = stampingRule(ruleSet, request, object);
+  if (typeof rule === 'string') return rule;
+  const params = rule.action.params;
+  return { ...params, ...readDeadlines(params, undefined) };
 }
 
 export function optedOut(object: KubeObject): boolean {
   return object.metadata?.annotations?.[ROLLOUT_OPT_OUT_ANNOTATION] === ROLLOUT_OPT_OUT_VALUE;
-}
-
-function templateAnnotation(template: PlainObject, annotation: string): string | undefined {
-  const metadata = template['metadata'];
-  const annotations = isPlainObject(metadata) ? metadata['annotations'] : undefined;
-  const value = isPlainObject(annotations) && Object.prototype.hasOwnProperty.call(annotations, annotation) ? annotations[annotation] : undefined;
-  return typeof value === 'string' ? value : undefined;
 }
 
 /**
@@ -135,7 +110,8 @@ function eventMessage(sources: readonly string[], checksum: string | null): stri
   return `${what}: pod template annotation updated${checksum ? ` to ${checksum.slice(0, 15)}…` : ' (no config consumed)'}, rolling pods`.slice(0, 1024);
 }
 
-function event(object: KubeObject, sources: readonly string[], checksum: string | null, identity: string): CoreV1Event {
+/** A core/v1 Event on the workload that was rolled. */
+export function rolloutEvent(object: KubeObject, sources: readonly string[], checksum: string | null, identity: string): KubeObject {
   const now = new Date();
   const name = object.metadata?.name ?? 'workload';
   return {
@@ -163,57 +139,66 @@ function event(object: KubeObject, sources: readonly string[], checksum: string 
   };
 }
 
+/** The pod template and what it carries, or why the workload is left alone. */
+function stampedTemplate(object: KubeObject, annotation: string): { location: PodTemplateLocation; stamped: string | undefined } | string {
+  try {
+    const location = locatePodTemplate(object);
+    if (!location) return 'no pod template of its own';
+    return { location, stamped: stampedChecksum(location.template, annotation) };
+  } catch (error) {
+    if (error instanceof PodTemplateError) return error.message;
+    throw error;
+  }
+}
+
 /**
  * One workload: read it fresh, check that the stamping rules select it and it has not opted out,
- * compute its checksum exactly as the webhook does (same function, same live reads), and only when
- * the stamped value differs, patch that one annotation (which rolls the pods) and record an Event.
- * `sources` names the ConfigMaps/Secrets whose change queued it (for the Event).
+ * compute its checksum exactly as the webhook does (same function, same live reads, same stamp
+ * decision), and only when the stamped value is not the one the webhook would stamp, patch that
+ * one annotation (which rolls the pods) and record an Event. `sources` names the
+ * ConfigMaps/Secrets whose change queued it (for the Event).
  */
-export async function reconcileWorkload(ref: WorkloadRef, sources: readonly string[], deps: ReconcileDeps, signal: AbortSignal): Promise<ReconcileOutcome> {
-  const object = await deps.api.get(ref, signal);
+export async function reconcileWorkload(ref: WorkloadRef<WorkloadKind>, sources: readonly string[], deps: ReconcileDeps, signal: AbortSignal): Promise<ReconcileResult> {
+  const object = await deps.workloads.get(ref, signal);
   if (!object) return { result: 'skipped', reason: 'workload no longer exists' };
   if (object.metadata?.deletionTimestamp) return { result: 'skipped', reason: 'workload is being deleted' };
   if (optedOut(object)) return { result: 'skipped', reason: `opted out (${ROLLOUT_OPT_OUT_ANNOTATION}: ${ROLLOUT_OPT_OUT_VALUE})` };
   const params = stampingParams(deps.rules(), syntheticRequest(ref.resource, object, deps.username), object);
   if (typeof params === 'string') return { result: 'skipped', reason: `not selected for stamping (${params})` };
 
-  let location: PodTemplateLocation | null;
-  try {
-    location = locatePodTemplate(object);
-  } catch (error) {
-    if (error instanceof PodTemplateError) return { result: 'skipped', reason: error.message };
-    throw error;
-  }
-  if (!location) return { result: 'skipped', reason: 'no pod template of its own' };
-  const current = templateAnnotation(location.template, params.annotation);
-  if (current !== undefined && !isChecksumValue(current)) {
-    return { result: 'skipped', reason: `annotation ${params.annotation} was not written by gitops-guard` };
-  }
-  if (current === undefined && !deps.stampUnstamped) {
+  const template = stampedTemplate(object, params.annotation);
+  if (typeof template === 'string') return { result: 'skipped', reason: template };
+  const { location, stamped } = template;
+  if (!canStamp(stamped)) return { result: 'skipped', reason: `annotation ${params.annotation} was not written by gitops-guard` };
+  if (stamped === undefined && !deps.stampUnstamped) {
     return { result: 'skipped', reason: 'not stamped by the webhook yet (it stamps at the next admission)' };
   }
 
-  const result = await computeWorkloadChecksum(object, ref.namespace, deps.kube, deps.checksumKey, {
-    ...readDeadlines(params, undefined),
+  const computed = await computePodSpecChecksum(location.podSpec, ref.namespace, deps.kube, deps.checksumKey, {
+    timeoutMs: params.timeoutMs,
+    readTimeoutMs: params.readTimeoutMs,
     includeImagePullSecrets: params.includeImagePullSecrets,
     signal,
   });
-  if (result.value === current || (result.value === null && current === undefined)) return { result: 'in-sync', checksum: result.value };
+  const decision = decideStamp(params.annotation, stamped, computed, ref.namespace);
+  if (decision.kind !== 'stamp' && decision.kind !== 'remove') return { result: 'in-sync', checksum: computed.value };
+  const checksum = decision.kind === 'stamp' ? decision.checksum : null;
 
-  if (deps.dryRun) return { result: 'would-patch', checksum: result.value, previous: current, sources: [...sources] };
+  if (deps.dryRun) return { result: 'would-patch', checksum, previous: stamped, sources: [...sources] };
   if (signal.aborted || !deps.isLeader()) throw new LeadershipLostError('not the leader any more; patch not sent');
-  const patch = annotationPatch(location.workload.templatePath, object.metadata?.resourceVersion, params.annotation, result.value);
   let patched: KubeObject;
   try {
-    patched = await deps.api.mergePatch(ref, patch, signal);
+    patched = await deps.workloads.mergePatch(ref, annotationPatch(location.workload.templatePath, object.metadata?.resourceVersion, params.annotation, checksum), signal);
   } catch (error) {
-    if (httpStatus(error) === 409) throw new WorkloadConflictError(`workload changed while it was being reconciled (${describeApiError(error)})`);
+    if (error instanceof KubeApiError && error.reason === 'conflict') {
+      return { result: 'conflict', reason: `workload changed while it was being reconciled (${error.message})`, requeueAfterMs: deps.conflictRequeueMs };
+    }
     throw error;
   }
   try {
-    await deps.api.createEvent(ref.namespace, event(patched, sources, result.value, deps.identity), signal);
+    await deps.workloads.createEvent(ref.namespace, rolloutEvent(patched, sources, checksum, deps.identity), signal);
   } catch (error) {
-    deps.logger.warn({ workload: `${ref.resource.kind} ${ref.namespace}/${ref.name}`, err: describeApiError(error) }, 'could not record the rollout Event');
+    deps.logger.warn({ workload: `${ref.resource.kind} ${ref.namespace}/${ref.name}`, err: error instanceof Error ? error.message : String(error) }, 'could not record the rollout Event');
   }
-  return { result: 'patched', checksum: result.value, previous: current, sources: [...sources] };
+  return { result: 'patched', checksum, previous: stamped, sources: [...sources] };
 }

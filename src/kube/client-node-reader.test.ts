@@ -3,8 +3,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { configMap, KubeApiServer, objectPath, secret } from '../../test/support/kube-api-server.js';
 import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
-import { ClientNodeReader, decodeConfigSource } from './client-node-reader.js';
-import { KubeReadError, type ObjectRef } from './reader.js';
+import { ClientNodeReader } from './client-node-reader.js';
+import { configContent } from './config-data.js';
+import { KubeReadError } from './errors.js';
+import type { ObjectRef } from './reader.js';
 
 let api: KubeApiServer;
 let reader: ClientNodeReader;
@@ -157,21 +159,21 @@ describe('ClientNodeReader against the test API server', () => {
   });
 });
 
-describe('decodeConfigSource', () => {
+describe('configContent', () => {
   it('rejects malformed maps and keys in both data and binaryData, without quoting values', () => {
-    expect(() => decodeConfigSource(cm, { data: { a: 1 } })).toThrow(/malformed data/);
-    expect(() => decodeConfigSource(cm, { data: ['x'] })).toThrow(/malformed data/);
-    expect(() => decodeConfigSource(cm, { data: { a: 'secret-ish' }, binaryData: { a: 'AAAA' } })).toThrow(/key in both data and binaryData/);
+    expect(() => configContent(cm, { data: { a: 1 } })).toThrow(/malformed data/);
+    expect(() => configContent(cm, { data: ['x'] })).toThrow(/malformed data/);
+    expect(() => configContent(cm, { data: { a: 'secret-ish' }, binaryData: { a: 'AAAA' } })).toThrow(/key in both data and binaryData/);
     try {
-      decodeConfigSource(cm, { data: { a: 'secret-ish' }, binaryData: { a: 'AAAA' } });
+      configContent(cm, { data: { a: 'secret-ish' }, binaryData: { a: 'AAAA' } });
     } catch (error) {
       expect(String(error)).not.toContain('secret-ish');
     }
   });
 
   it('treats absent maps as empty', () => {
-    expect(decodeConfigSource(sec, {}).size).toBe(0);
-    expect(decodeConfigSource(cm, { data: null }).size).toBe(0);
+    expect(configContent(sec, {}).size).toBe(0);
+    expect(configContent(cm, { data: null }).size).toBe(0);
   });
 });
 

@@ -1,11 +1,10 @@
-import {
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { toKubeApiError } from './api-error.js';
 import { withSignal } from './call-options.js';
+import { configContent } from './config-data.js';
+import { KubeReadError, type ReadFailureReason } from './errors.js';
 import { KeepAliveAuthentication, makeKeepAliveApiClient } from './keep-alive.js';
-import { KubeReadError, type ConfigContent, type KubeReader, type ObjectRef, type ReadOptions, type ReadResult } from './reader.js';
+import type { KubeReader, ObjectRef, ReadOptions, ReadResult } from './reader.js';
 import { Slots } from './slots.js';
 
 /**
@@ -16,60 +15,9 @@ import { Slots } from './slots.js';
  */
 export const DEFAULT_READ_CONNECTIONS = 256;
 
-/** A Status `reason` is a CamelCase word; anything else from a response body is not repeated. */
-function statusReason(body: unknown): string | undefined {
-  let parsed = body;
-  if (typeof body === 'string') {
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { kind, reason } = parsed as { kind?: unknown; reason?: unknown };
-  return kind === 'Status' && typeof reason === 'string' && /^[A-Za-z]{1,40}$/.test(reason) ? reason : undefined;
-}
-
-function fromApiException(error: ApiException<unknown>, ref: ObjectRef): KubeReadError {
-  const code = error.code;
-  const reason = statusReason(error.body);
-  const detail = reason ?? `HTTP ${code}`;
-  if (code === 401) return new KubeReadError(ref, 'unauthorized', detail, code);
-  if (code === 403) return new KubeReadError(ref, 'forbidden', detail, code);
-  if (code === 408 || code === 504) return new KubeReadError(ref, 'timeout', detail, code);
-  return new KubeReadError(ref, 'server', detail, code);
-}
-
-/** Error codes are the only part of a transport error that is repeated (messages may quote bodies). */
-function transportCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : undefined;
-}
-
-function stringMap(value: unknown, ref: ObjectRef, field: string): [string, string][] {
-  if (value === undefined || value === null) return [];
-  if (typeof value !== 'object' || Array.isArray(value)) throw new KubeReadError(ref, 'server', `malformed ${field}`);
-  const entries = Object.entries(value as Record<string, unknown>);
-  for (const [, v] of entries) {
-    if (typeof v !== 'string') throw new KubeReadError(ref, 'server', `malformed ${field}`);
-  }
-  return entries as [string, string][];
-}
-
-/** The bytes a pod sees: ConfigMap `data` as UTF-8 and `binaryData` decoded; Secret `data` decoded. */
-export function decodeConfigSource(ref: ObjectRef, object: { data?: unknown; binaryData?: unknown }): ConfigContent {
-  const content = new Map<string, Buffer>();
-  if (ref.kind === 'Secret') {
-    for (const [key, value] of stringMap(object.data, ref, 'data')) content.set(key, Buffer.from(value, 'base64'));
-    return content;
-  }
-  for (const [key, value] of stringMap(object.data, ref, 'data')) content.set(key, Buffer.from(value, 'utf8'));
-  for (const [key, value] of stringMap(object.binaryData, ref, 'binaryData')) {
-    if (content.has(key)) throw new KubeReadError(ref, 'server', 'key in both data and binaryData');
-    content.set(key, Buffer.from(value, 'base64'));
-  }
-  return content;
+/** A read has no conflicts: any other answer it cannot use is the server's failure. */
+function readFailure(reason: ReturnType<typeof toKubeApiError>['reason']): ReadFailureReason {
+  return reason === 'conflict' || reason === 'not-found' ? 'server' : reason;
 }
 
 /**
@@ -126,17 +74,12 @@ export class ClientNodeReader implements KubeReader {
     });
     try {
       const object = await Promise.race([this.get(ref, controller.signal), stopped]);
-      return { found: true, content: decodeConfigSource(ref, object) };
+      return { found: true, content: configContent(ref, object) };
     } catch (error) {
       if (error instanceof KubeReadError) throw error;
-      if (error instanceof ApiException) {
-        if (error.code === 404) return { found: false };
-        throw fromApiException(error, ref);
-      }
-      if ((error as Error | null)?.name === 'AbortError') throw new KubeReadError(ref, 'timeout', 'request aborted');
-      const code = transportCode(error);
-      if (code) throw new KubeReadError(ref, 'unavailable', code);
-      throw new KubeReadError(ref, 'server', `unexpected ${error instanceof Error ? error.name : typeof error}`);
+      const failure = toKubeApiError(error, controller.signal);
+      if (failure.reason === 'not-found') return { found: false };
+      throw new KubeReadError(ref, readFailure(failure.reason), failure.detail, failure.httpStatus);
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);

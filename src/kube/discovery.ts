@@ -1,5 +1,5 @@
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { httpStatus } from './api-error.js';
+import { callOrNull } from './api-error.js';
 import { withSignal } from './call-options.js';
 import { makeKeepAliveApiClient } from './keep-alive.js';
 
@@ -20,19 +20,15 @@ export class ApiDiscovery {
     this.api = makeKeepAliveApiClient(kubeConfig, CustomObjectsApi);
   }
 
-  /** The served resources; null when the group-version is not served at all (404). Other failures throw. */
+  /** The served resources; null when the group-version is not served at all (404). Other failures throw a KubeApiError. */
   async resources(group: string, version: string, signal?: AbortSignal): Promise<ServedResources | null> {
-    try {
-      const list = await this.api.getAPIResources({ group, version }, withSignal(signal));
-      const served = new Map<string, ReadonlySet<string>>();
-      for (const resource of list.resources ?? []) {
-        if (typeof resource.name !== 'string' || resource.name.includes('/')) continue;
-        served.set(resource.name, new Set(Array.isArray(resource.verbs) ? resource.verbs : []));
-      }
-      return served;
-    } catch (error) {
-      if (httpStatus(error) === 404) return null;
-      throw error;
+    const list = await callOrNull(() => this.api.getAPIResources({ group, version }, withSignal(signal)), signal);
+    if (!list) return null;
+    const served = new Map<string, ReadonlySet<string>>();
+    for (const resource of list.resources ?? []) {
+      if (typeof resource.name !== 'string' || resource.name.includes('/')) continue;
+      served.set(resource.name, new Set(Array.isArray(resource.verbs) ? resource.verbs : []));
     }
+    return served;
   }
 }

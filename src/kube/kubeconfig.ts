@@ -3,6 +3,9 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 
+/** The loaded kubeconfig the adapter's clients are built from (client-node's own type). */
+export type { KubeConfig };
+
 export class KubeConfigError extends Error {
   override readonly name = 'KubeConfigError';
 }

@@ -1,3 +1,5 @@
+import { KubeReadError } from './errors.js';
+
 /**
  * The one seam through which admission actions read the cluster. The webhook uses the
  * @kubernetes/client-node implementation; the offline audit uses rendered manifests first.
@@ -15,21 +17,6 @@ export interface ObjectRef {
 export type ConfigContent = ReadonlyMap<string, Buffer>;
 
 export type ReadResult = { found: true; content: ConfigContent } | { found: false };
-
-export type ReadFailureReason = 'forbidden' | 'unauthorized' | 'timeout' | 'unavailable' | 'server';
-
-/** A read that gave no answer about the object. Messages never carry object data. */
-export class KubeReadError extends Error {
-  override readonly name = 'KubeReadError';
-  constructor(
-    readonly ref: ObjectRef,
-    readonly reason: ReadFailureReason,
-    readonly detail: string,
-    readonly httpStatus?: number,
-  ) {
-    super(`${ref.kind} ${ref.namespace}/${ref.name}: ${reason}${httpStatus ? ` (HTTP ${httpStatus})` : ''}: ${detail}`);
-  }
-}
 
 export interface ReadOptions {
   /** Give up on this read this long after it was sent (time spent waiting for a connection does not count). */

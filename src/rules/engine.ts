@@ -1,38 +1,14 @@
 import type { Operation as PatchOperation } from 'fast-json-patch';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, KubeObject, WebhookPhase } from '../admission/types.js';
-import type { ActionOutcome, ActionSettings } from '../actions/types.js';
+import type { AdmissionRequest, KubeObject, WebhookPhase } from '../api/types.js';
+import type { ActionDetails, ActionResult, ActionSettings } from '../actions/types.js';
 import type { ActionRegistry } from '../actions/registry.js';
 import { applyPatch, diff } from '../actions/patch.js';
 import type { KubeReader } from '../kube/reader.js';
 import { isValidAnnotationNamePart } from '../util/text.js';
 import { matchRule } from './match.js';
+import type { AdmissionResult, PhaseResult, RuleResult } from './result.js';
 import type { Rule, RuleMode, RuleSet } from './types.js';
-
-export type RuleResultKind = 'skipped' | 'noop' | 'mutated' | 'denied' | 'error';
-
-export interface RuleResult {
-  rule: string;
-  action: string;
-  mode: RuleMode;
-  result: RuleResultKind;
-  /** Why the rule was skipped, or the error it raised. */
-  reason?: string;
-  /** Operations this rule made (enforce) or would have made (audit), against the object it saw. */
-  patch?: PatchOperation[];
-  denial?: string;
-  warnings?: string[];
-}
-
-export interface Evaluation {
-  allowed: boolean;
-  /** One patch against the request's original object; empty when nothing changes. */
-  patch: PatchOperation[];
-  denials: string[];
-  warnings: string[];
-  auditAnnotations: Record<string, string>;
-  results: RuleResult[];
-}
 
 export interface EngineDeps {
   registry: ActionRegistry;
@@ -59,6 +35,25 @@ function outOfScope(request: AdmissionRequest): string | null {
 }
 
 /**
+ * Admits an object the way the API server runs gitops-guard's two webhooks: the mutating phase,
+ * its patch applied, then the validating phase on the mutated object. What the audit and the
+ * cluster scan ask of the engine; the webhook itself answers one phase per call (`evaluate`).
+ */
+export async function admit(
+  request: AdmissionRequest & { object: KubeObject },
+  ruleSet: RuleSet,
+  deps: EngineDeps,
+  signal: AbortSignal = new AbortController().signal,
+  deadline?: number,
+): Promise<AdmissionResult> {
+  const mutate = await evaluate(request, 'mutate', ruleSet, deps, signal, deadline);
+  if (!mutate.allowed) return { allowed: false, patch: mutate.patch, object: request.object, phases: [mutate] };
+  const object = applyPatch(request.object, mutate.patch);
+  const validate = await evaluate({ ...request, object }, 'validate', ruleSet, deps, signal, deadline);
+  return { allowed: validate.allowed, patch: mutate.patch, object, phases: [mutate, validate] };
+}
+
+/**
  * Runs every rule of `phase` in file order. Each rule sees the object as earlier enforce-mode
  * rules left it; the answer carries one patch computed against the original object.
  */
@@ -69,8 +64,8 @@ export async function evaluate(
   deps: EngineDeps,
   signal: AbortSignal = new AbortController().signal,
   deadline?: number,
-): Promise<Evaluation> {
-  const evaluation: Evaluation = { allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
+): Promise<PhaseResult> {
+  const evaluation: PhaseResult = { phase, allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
   const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
   const skipAll = outOfScope(request);
   const original = request.object as KubeObject;
@@ -97,11 +92,15 @@ export async function evaluate(
       evaluation.results.push({ ...base, result: 'skipped', reason: skip });
       continue;
     }
-    let outcome: ActionOutcome;
+    let outcome: ActionResult;
+    let details: ActionDetails | undefined;
+    const report = (reported: ActionDetails) => {
+      details = reported;
+    };
     try {
-      outcome = await runAction(rule, request, current(), deps, signal, deadline);
+      outcome = await runAction(rule, request, current(), deps, signal, deadline, report);
     } catch (error) {
-      evaluation.results.push({ ...base, result: 'error', reason: errorText(error) });
+      evaluation.results.push({ ...base, result: 'error', reason: errorText(error), ...(details ? { details } : {}) });
       recordError(evaluation, rule, mode, error);
       continue;
     }
@@ -113,6 +112,7 @@ export async function evaluate(
       ...(patch.length > 0 ? { patch } : {}),
       ...(outcome.denial ? { denial: outcome.denial } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
+      ...(details ? { details } : {}),
     };
     evaluation.results.push(result);
     for (const [suffix, value] of Object.entries(outcome.auditAnnotations ?? {})) {
@@ -154,7 +154,8 @@ async function runAction(
   deps: EngineDeps,
   signal: AbortSignal,
   deadline: number | undefined,
-): Promise<ActionOutcome> {
+  report: (details: ActionDetails) => void,
+): Promise<ActionResult> {
   const action = deps.registry.get(rule.action.type);
   if (!action) throw new Error(`unknown action ${rule.action.type}`);
   return action.run(rule.action.params, {
@@ -166,6 +167,7 @@ async function runAction(
     logger: deps.logger.child({ rule: rule.name }),
     signal,
     ...(deadline !== undefined ? { deadline } : {}),
+    report,
   });
 }
 
@@ -175,7 +177,7 @@ function errorText(error: unknown): string {
   return text.length > 160 ? `${text.slice(0, 159)}…` : text;
 }
 
-function recordError(evaluation: Evaluation, rule: Rule, mode: RuleMode, error: unknown): void {
+function recordError(evaluation: PhaseResult, rule: Rule, mode: RuleMode, error: unknown): void {
   const text = errorText(error);
   evaluation.auditAnnotations[auditKey(rule.name, 'error')] = text;
   if (rule.onError === 'deny' && mode === 'enforce') {

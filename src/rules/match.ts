@@ -1,5 +1,5 @@
-import type { AdmissionRequest, KubeObject } from '../admission/types.js';
-import { labelsOf } from '../actions/patch.js';
+import type { AdmissionRequest, KubeObject } from '../api/types.js';
+import { labelsOf } from '../util/objects.js';
 import type { KindMatcher, LabelSelector, RuleMatch, Scope } from './types.js';
 
 /** Each predicate answers null when it matches, or why the rule was skipped. */

@@ -1,4 +1,4 @@
-import type { Operation } from '../admission/types.js';
+import type { Operation } from '../api/types.js';
 
 export type RuleMode = 'enforce' | 'audit';
 export type OnError = 'allow' | 'deny';

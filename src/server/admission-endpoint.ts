@@ -2,14 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { BadReviewError, decodeAdmissionReview } from '../admission/decode.js';
-import { handleAdmission, logAdmission, verdictOf, type HandlerDeps } from '../admission/handler.js';
-import { toReview } from '../admission/response.js';
-import type { WebhookPhase } from '../admission/types.js';
+import { handleAdmission, type HandlerDeps } from '../admission/handler.js';
+import { toReview, verdictOf } from '../admission/response.js';
+import type { WebhookPhase } from '../api/types.js';
 import { DeadlineExceededError, isDeadlineExceeded } from '../util/abort.js';
+import { countRuleResults, logAdmission } from './admission-log.js';
 import { admissionTiming, type AdmissionTiming } from './deadline.js';
 import { Lane } from './lane.js';
 import { BudgetExceededError, MemoryBudget, type Reservation } from './memory-budget.js';
-import { kindLabel, type RejectReason } from './metrics.js';
+import { kindLabel, type Metrics, type RejectReason } from './metrics.js';
 import { BodyTooLargeError, ClientAbortError, MAX_BODY_BYTES, receiveBody } from './request-body.js';
 
 export { MAX_BODY_BYTES } from './request-body.js';
@@ -61,6 +62,7 @@ const CHUNKED_INITIAL_BYTES = 64 * 1024;
 
 export interface AdmissionEndpointDeps extends HandlerDeps {
   logger: Logger;
+  metrics: Metrics;
   limits?: AdmissionLimits;
   /** `serve --client-ca`: only callers whose client certificate verified may be answered. */
   requireClientCertificate?: boolean;
@@ -249,14 +251,15 @@ async function admit(
   started: number,
 ): Promise<void> {
   const request = decodeAdmissionReview(body);
-  const handled = await handleAdmission(request, phase, deps, signal, deadline);
+  const { response, result } = await handleAdmission(request, phase, deps, signal, deadline);
+  countRuleResults(result, deps.metrics);
   if (signal.aborted && signal.reason instanceof ClientAbortError) throw signal.reason;
   const durationMs = performance.now() - started;
   deps.metrics.admissionDuration.observe(
-    { webhook: phase, operation: request.operation, kind: kindLabel(deps.rules(), request.kind), verdict: verdictOf(handled.response) },
+    { webhook: phase, operation: request.operation, kind: kindLabel(deps.rules(), request.kind), verdict: verdictOf(response) },
     durationMs / 1000,
   );
   if (durationMs > timing.timeoutMs) deps.metrics.late.inc({ webhook: phase });
-  logAdmission(deps.logger, phase, request, handled, durationMs);
-  sendJson(res, 200, toReview(handled.response));
+  logAdmission(deps.logger, phase, request, response, result, durationMs);
+  sendJson(res, 200, toReview(response));
 }

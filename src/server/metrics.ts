@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GroupVersionKind } from '../admission/types.js';
+import type { GroupVersionKind } from '../api/types.js';
 import type { RuleSet } from '../rules/types.js';
 
 /** Why an admission call was not answered with a review (gitops_guard_admission_rejected_total). */

@@ -3,7 +3,7 @@ import { applyPatch } from '../../src/actions/patch.js';
 import { createRegistry } from '../../src/actions/registry.js';
 import { locatePodTemplate } from '../../src/actions/checksum/pod-template.js';
 import { DEFAULT_CHECKSUM_ANNOTATION } from '../../src/actions/checksum/stamp-config-checksum.js';
-import type { KubeObject } from '../../src/admission/types.js';
+import type { KubeObject } from '../../src/api/types.js';
 import { ClientNodeReader } from '../../src/kube/client-node-reader.js';
 import { evaluate } from '../../src/rules/engine.js';
 import { loadRuleSetFile } from '../../src/rules/load.js';

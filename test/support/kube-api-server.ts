@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeObject } from '../../src/admission/types.js';
+import type { KubeObject } from '../../src/api/types.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { testTls } from './tls.js';
 

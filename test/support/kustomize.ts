@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
-import type { KubeObject } from '../../src/admission/types.js';
+import type { KubeObject } from '../../src/api/types.js';
 
 /**
  * Renders kustomizations the way users install them. Uses `kubectl kustomize` (kustomize is

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import type { KubeObject, WebhookPhase } from '../../src/admission/types.js';
+import type { KubeObject, WebhookPhase } from '../../src/api/types.js';
 import { buildObjects } from './kustomize.js';
 
 /** Shared by the manifest tests: the built overlays and what to look up in them. */

@@ -1,9 +1,10 @@
 import { evaluate as evaluateCel } from '@marcbachmann/cel-js';
 import { applyPatch } from '../../src/actions/patch.js';
 import { createRegistry } from '../../src/actions/registry.js';
-import type { KubeObject } from '../../src/admission/types.js';
+import type { KubeObject } from '../../src/api/types.js';
 import { UnavailableKubeReader } from '../../src/kube/reader.js';
-import { evaluate, type EngineDeps, type Evaluation } from '../../src/rules/engine.js';
+import { evaluate, type EngineDeps } from '../../src/rules/engine.js';
+import type { PhaseResult } from '../../src/rules/result.js';
 import { parseRuleSet } from '../../src/rules/load.js';
 import type { RuleSet } from '../../src/rules/types.js';
 import { capturingLogger } from './app.js';
@@ -43,8 +44,8 @@ export function called(hook: Webhook, object: KubeObject, oldObject: KubeObject 
 export interface Outcome {
   allowed: boolean;
   final: KubeObject;
-  mutate?: Evaluation;
-  validate?: Evaluation;
+  mutate?: PhaseResult;
+  validate?: PhaseResult;
   logs: string[];
 }
 
@@ -61,14 +62,14 @@ export async function write(
   const deps: EngineDeps = { registry, kube: new UnavailableKubeReader('no reads for owners'), settings: {}, logger };
   const request = (o: KubeObject) => requestFor(o, { operation, oldObject, username, groups: ['system:authenticated'], dryRun: options.dryRun ?? false });
   let final = object;
-  let mutate: Evaluation | undefined;
+  let mutate: PhaseResult | undefined;
   if (called(OWNERS_MUTATE, object, oldObject, operation, username)) {
     mutate = await evaluate(request(object), 'mutate', ruleSet, deps);
     final = applyPatch(object, mutate.patch);
   }
   // A mutating webhook ordered after gitops-guard's (another admission controller) may change the object again.
   if (options.laterMutation) final = options.laterMutation(final);
-  let validate: Evaluation | undefined;
+  let validate: PhaseResult | undefined;
   if (called(OWNERS_VALIDATE, final, oldObject, operation, username)) validate = await evaluate(request(final), 'validate', ruleSet, deps);
   return { allowed: validate?.allowed ?? true, final, mutate, validate, logs: lines };
 }

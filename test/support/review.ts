@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
-import type { AdmissionRequest, AdmissionReview, KubeObject, Operation } from '../../src/admission/types.js';
+import type { AdmissionRequest, AdmissionReview, KubeObject, Operation } from '../../src/api/types.js';
 
 const PLURALS: Record<string, string> = {
   ClusterRoleBinding: 'clusterrolebindings',

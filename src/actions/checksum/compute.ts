@@ -1,4 +1,4 @@
-import type { KubeObject } from '../../admission/types.js';
+import type { KubeObject } from '../../api/types.js';
 import type { ConfigSourceKind, KubeReader } from '../../kube/reader.js';
 import { checksumV2, type SourceSnapshot } from './encoding.js';
 import { locatePodTemplate, type PodTemplateLocation } from './pod-template.js';

@@ -1,22 +1,27 @@
-import type { KubeObject } from '../../admission/types.js';
+import type { KubeObject } from '../../api/types.js';
+import type { ApiResource } from '../../kube/resources.js';
 import { groupOf, isPlainObject, type PlainObject } from '../../util/objects.js';
 
-/** A workload kind gitops-guard stamps, and where its pod template lives. */
-export interface WorkloadKind {
-  /** API group; every version of the group is accepted. */
-  group: string;
-  kind: string;
+/** A workload kind gitops-guard stamps: where its pod template lives, and how the API serves it. */
+export interface WorkloadKind extends ApiResource {
+  /** The version the rollout controller watches; the webhook accepts every version of the group. */
+  version: string;
   /** Property path from the object root to the PodTemplateSpec. */
   templatePath: readonly string[];
+  /**
+   * Part of Kubernetes itself: the controller's failing list keeps it unready (RBAC is missing).
+   * The others are custom resources a cluster may or may not have; they never hold readiness back.
+   */
+  builtIn: boolean;
 }
 
-/** The one table of workload kinds and their pod-template paths. */
+/** The one table of workload kinds: the webhook's pod-template paths and the controller's watched resources. */
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = [
-  { group: 'apps', kind: 'Deployment', templatePath: ['spec', 'template'] },
-  { group: 'apps', kind: 'StatefulSet', templatePath: ['spec', 'template'] },
-  { group: 'apps', kind: 'DaemonSet', templatePath: ['spec', 'template'] },
-  { group: 'batch', kind: 'CronJob', templatePath: ['spec', 'jobTemplate', 'spec', 'template'] },
-  { group: 'argoproj.io', kind: 'Rollout', templatePath: ['spec', 'template'] },
+  { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', templatePath: ['spec', 'template'], builtIn: true },
+  { group: 'apps', version: 'v1', kind: 'StatefulSet', plural: 'statefulsets', templatePath: ['spec', 'template'], builtIn: true },
+  { group: 'apps', version: 'v1', kind: 'DaemonSet', plural: 'daemonsets', templatePath: ['spec', 'template'], builtIn: true },
+  { group: 'batch', version: 'v1', kind: 'CronJob', plural: 'cronjobs', templatePath: ['spec', 'jobTemplate', 'spec', 'template'], builtIn: true },
+  { group: 'argoproj.io', version: 'v1alpha1', kind: 'Rollout', plural: 'rollouts', templatePath: ['spec', 'template'], builtIn: false },
 ];
 
 

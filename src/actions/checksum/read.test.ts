@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KubeReadError, type KubeReader, type ObjectRef, type ReadOptions, type ReadResult } from '../../kube/reader.js';
+import { KubeReadError } from '../../kube/errors.js';
+import type { KubeReader, ObjectRef, ReadOptions, ReadResult } from '../../kube/reader.js';
 import { ConfigReadError, readConfigSources, refKey } from './read.js';
 
 type Script = (ref: ObjectRef, options: ReadOptions) => Promise<ReadResult>;

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { isDeadlineExceeded } from '../../util/abort.js';
-import { KubeReadError, type ConfigContent, type ConfigSourceKind, type KubeReader, type ObjectRef, type ReadFailureReason, type ReadResult } from '../../kube/reader.js';
+import { KubeReadError, type ReadFailureReason } from '../../kube/errors.js';
+import type { ConfigContent, ConfigSourceKind, KubeReader, ObjectRef, ReadResult } from '../../kube/reader.js';
 
 export interface ReadLimits {
   /** Overall deadline for all reads together. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KubeObject } from '../../admission/types.js';
+import type { KubeObject } from '../../api/types.js';
 import { corpusObjects } from '../../../test/support/corpus.js';
 import { locatePodTemplate } from './pod-template.js';
 import type { PlainObject } from '../../util/objects.js';

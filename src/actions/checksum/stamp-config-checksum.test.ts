@@ -2,11 +2,11 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Operation as PatchOperation } from 'fast-json-patch';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { KubeObject, Operation } from '../../admission/types.js';
+import type { KubeObject, Operation } from '../../api/types.js';
 import { ClientNodeReader } from '../../kube/client-node-reader.js';
 import { createRegistry } from '../registry.js';
 import { applyPatch } from '../patch.js';
-import type { ActionContext, ActionOutcome } from '../types.js';
+import type { ActionContext, ActionResult } from '../types.js';
 import { parseRuleSet, RuleSetError } from '../../rules/load.js';
 import { configMap, deployment, KubeApiServer, objectPath, secret } from '../../../test/support/kube-api-server.js';
 import { requestFor } from '../../../test/support/review.js';
@@ -42,7 +42,7 @@ interface RunOptions {
   signal?: AbortSignal;
 }
 
-function run(object: KubeObject, options: RunOptions = {}): Promise<ActionOutcome> {
+function run(object: KubeObject, options: RunOptions = {}): Promise<ActionResult> {
   const request = requestFor(object, { operation: options.operation ?? 'CREATE', oldObject: options.oldObject ?? null, namespace: options.namespace ?? NS });
   const context: ActionContext = {
     request,

@@ -1,9 +1,10 @@
-import { ownString, patchAt } from '../patch.js';
-import type { ActionDefinition, ActionOutcome } from '../types.js';
-import { DEFAULT_CHECKSUM_OPTIONS, computePodSpecChecksum, missingWarning } from './compute.js';
-import { isChecksumValue } from './encoding.js';
-import { locatePodTemplate, PodTemplateError } from './pod-template.js';
-import { isPlainObject, type PlainObject } from '../../util/objects.js';
+import { patchAt } from '../patch.js';
+import type { ActionDefinition, ActionResult } from '../types.js';
+import { DEFAULT_CHECKSUM_OPTIONS, computePodSpecChecksum, type ConfigChecksum, type MissingConfig } from './compute.js';
+import { locatePodTemplate } from './pod-template.js';
+import { ConfigReadError, type ConfigReadFailure } from './read.js';
+import { canStamp, decideStamp, stampedChecksum, templateAnnotations, type StampDecision } from './stamp.js';
+import type { ConfigSourceKind } from '../../kube/reader.js';
 
 export const DEFAULT_CHECKSUM_ANNOTATION = 'gitops-guard.dev/config-checksum';
 
@@ -15,6 +16,28 @@ export interface StampConfigChecksumParams {
   /** Limit for each single read once sent; default: the overall deadline. */
   readTimeoutMs?: number;
   includeImagePullSecrets: boolean;
+}
+
+/**
+ * What one stampConfigChecksum rule found out (RuleResult.details), for the audit, the controller
+ * and the cluster scan. `checksum` is derived from Secret data: it is shown only where the
+ * webhook's own annotation would show it (see docs/security.md).
+ */
+export interface ChecksumDetails {
+  action: 'stampConfigChecksum';
+  annotation: string;
+  /** The value the pod template carried when the rule saw it (absent: none). */
+  stamped?: string;
+  /** What the rule decided; absent when it failed first, or the workload has no pod template of its own. */
+  decision?: StampDecision['kind'];
+  /** The checksum of what the pod template consumes now (null: nothing); absent when not computed. */
+  checksum?: string | null;
+  /** The ConfigMaps and Secrets it consumes (names only), when computed. */
+  references?: { kind: ConfigSourceKind; name: string; optional: boolean }[];
+  /** Required objects or keys that do not exist, when computed. */
+  missing?: MissingConfig[];
+  /** The object that could not be read, and why (the rule failed: no partial checksum). */
+  unreadable?: { kind: ConfigSourceKind; name: string; reason: ConfigReadFailure };
 }
 
 /**
@@ -49,23 +72,6 @@ export function readDeadlines(params: Pick<StampConfigChecksumParams, 'timeoutMs
 
 /** How much later than the admission deadline the read timers fire when the rule sets none. */
 const ADMISSION_SIGNAL_FIRST_MS = 50;
-
-/** The template's annotation map, created in `template` when absent; throws if the fields are not maps. */
-function annotationMap(template: PlainObject, create: boolean): Record<string, unknown> | undefined {
-  let metadata = template['metadata'];
-  if (metadata === undefined || metadata === null) {
-    if (!create) return undefined;
-    metadata = template['metadata'] = {};
-  }
-  if (!isPlainObject(metadata)) throw new PodTemplateError('pod template metadata is not an object');
-  let annotations = metadata['annotations'];
-  if (annotations === undefined || annotations === null) {
-    if (!create) return undefined;
-    annotations = metadata['annotations'] = {};
-  }
-  if (!isPlainObject(annotations)) throw new PodTemplateError('pod template annotations are not a map');
-  return annotations;
-}
 
 /**
  * Stamps a deterministic HMAC of every ConfigMap and Secret key the pod template consumes into
@@ -105,37 +111,45 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
       },
     },
   },
-  async run(params, { request, object, kube, settings, logger, signal, deadline }): Promise<ActionOutcome> {
+  async run(params, { request, object, kube, settings, logger, signal, deadline, report }): Promise<ActionResult> {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
-    if (!isValidAnnotationKey(params.annotation)) throw new Error(`invalid checksum annotation key ${JSON.stringify(params.annotation)}`);
-    const namespace = request.namespace;
-    if (!namespace) throw new Error('config checksum needs a namespaced workload');
+    const details: ChecksumDetails = { action: 'stampConfigChecksum', annotation: params.annotation };
+    try {
+      if (!isValidAnnotationKey(params.annotation)) throw new Error(`invalid checksum annotation key ${JSON.stringify(params.annotation)}`);
+      const namespace = request.namespace;
+      if (!namespace) throw new Error('config checksum needs a namespaced workload');
 
-    const location = locatePodTemplate(object);
-    if (!location) return {};
-    const current = ownString(annotationMap(location.template, false) ?? {}, params.annotation);
-    if (current !== undefined && !isChecksumValue(current)) {
-      // Someone else's annotation under this key: overwriting it would be a real GitOps diff.
-      return { warnings: [`pod template annotation ${params.annotation} was not written by gitops-guard; checksum not stamped`] };
+      const location = locatePodTemplate(object);
+      if (!location) return {};
+      const stamped = stampedChecksum(location.template, params.annotation);
+      if (stamped !== undefined) details.stamped = stamped;
+      let computed: ConfigChecksum | null = null;
+      if (canStamp(stamped)) {
+        computed = await computePodSpecChecksum(location.podSpec, namespace, kube, settings.checksumKey, {
+          ...readDeadlines(params, deadline),
+          includeImagePullSecrets: params.includeImagePullSecrets,
+          signal,
+        });
+        details.checksum = computed.value;
+        details.references = computed.references.map(({ kind, name, optional }) => ({ kind, name, optional }));
+        details.missing = computed.missing;
+        logger.debug({ references: computed.references.length, missing: computed.missing.length, checksum: computed.value, changed: stamped !== computed.value }, 'config checksum computed');
+      }
+      const decision = decideStamp(params.annotation, stamped, computed, namespace);
+      details.decision = decision.kind;
+      if (decision.kind !== 'stamp' && decision.kind !== 'remove') return { warnings: decision.warnings };
+
+      // Only the pod template's annotations change: clone and diff just the template.
+      const patch = patchAt(object, location.workload.templatePath, (template) => {
+        if (decision.kind === 'remove') delete templateAnnotations(template, false)![params.annotation];
+        else templateAnnotations(template, true)![params.annotation] = decision.checksum;
+      });
+      return { patch, warnings: decision.warnings };
+    } catch (error) {
+      if (error instanceof ConfigReadError) details.unreadable = { kind: error.ref.kind, name: error.ref.name, reason: error.reason };
+      throw error;
+    } finally {
+      report?.(details);
     }
-
-    const result = await computePodSpecChecksum(location.podSpec, namespace, kube, settings.checksumKey, {
-      ...readDeadlines(params, deadline),
-      includeImagePullSecrets: params.includeImagePullSecrets,
-      signal,
-    });
-    const warnings = result.missing.map((m) => missingWarning(m, namespace));
-    logger.debug(
-      { references: result.references.length, missing: result.missing.length, checksum: result.value, changed: current !== result.value },
-      'config checksum computed',
-    );
-    if (result.value === current || (result.value === null && current === undefined)) return { warnings };
-
-    // Only the pod template's annotations change: clone and diff just the template.
-    const patch = patchAt(object, location.workload.templatePath, (template) => {
-      if (result.value === null) delete annotationMap(template, false)![params.annotation];
-      else annotationMap(template, true)![params.annotation] = result.value;
-    });
-    return { patch, warnings };
   },
 };

@@ -1,6 +1,6 @@
-import type { AdmissionRequest } from '../../admission/types.js';
-import type { ActionDefinition, ActionOutcome } from '../types.js';
-import { annotationsOf, ownString } from '../patch.js';
+import type { AdmissionRequest } from '../../api/types.js';
+import type { ActionDefinition, ActionResult } from '../types.js';
+import { annotationsOf, ownString } from '../../util/objects.js';
 import { handoverPolicyParamsSchema, handoverRefusal, type HandoverPolicy } from './handover-policy.js';
 import {
   HANDOVER_ANNOTATION,
@@ -75,7 +75,7 @@ export const denyDuplicateOwner: ActionDefinition<DenyDuplicateOwnerParams> = {
     additionalProperties: false,
     properties: { ...ownerResolutionParamsSchema, ...handoverPolicyParamsSchema },
   },
-  run(params, { request, object, oldObject, logger }): ActionOutcome {
+  run(params, { request, object, oldObject, logger, report }): ActionResult {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
     const user = request.userInfo.username ?? 'unknown';
     const target = targetOf(request, object);
@@ -86,6 +86,9 @@ export const denyDuplicateOwner: ActionDefinition<DenyDuplicateOwnerParams> = {
     const offered = ownString(annotationsOf(object), HANDOVER_ANNOTATION);
     const previousOffer = ownString(annotationsOf(oldObject), HANDOVER_ANNOTATION);
     const recorded = recordedOwner(oldObject, target, params);
+    const owner = resolveOwner(object, target, params);
+    const record = ownString(annotationsOf(object), OWNER_ANNOTATION);
+    report?.({ action: 'denyDuplicateOwner', owner, recorded, ...(record !== undefined ? { record } : {}) });
     if (offered !== undefined && offered !== previousOffer) {
       const refusal = handoverRefusal(request.userInfo, params);
       if (refusal) return { denial: handoverSetterMessage(request, refusal), auditAnnotations: { 'handover-refused': `${offered} by ${user}` } };
@@ -94,8 +97,7 @@ export const denyDuplicateOwner: ActionDefinition<DenyDuplicateOwnerParams> = {
     }
     if (request.operation !== 'UPDATE') return { auditAnnotations };
 
-    const incoming = resolveOwner(object, target, params)?.id;
-    const record = ownString(annotationsOf(object), OWNER_ANNOTATION);
+    const incoming = owner?.id;
     if (!recorded) {
       // Nobody owns it yet: the first owner may be recorded, nothing else.
       if (record !== undefined && record !== incoming) {

@@ -1,4 +1,4 @@
-import type { UserInfo } from '../../admission/types.js';
+import type { UserInfo } from '../../api/types.js';
 
 /**
  * Who may offer an object to a new owner by setting `gitops-guard.dev/handover-to`.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { argocdOwnerId, DEFAULT_OWNER_SOURCES, parseTrackingId, recordedOwner, resolveOwner, sameOwner, type ObjectIdentity } from './identity.js';
-import type { KubeObject } from '../../admission/types.js';
+import type { KubeObject } from '../../api/types.js';
 
 const options = { sources: DEFAULT_OWNER_SOURCES, argocdLabelKey: 'app.kubernetes.io/instance' };
 const crb: ObjectIdentity = { group: 'rbac.authorization.k8s.io', kind: 'ClusterRoleBinding', name: 'airflow-pre-checker-binding' };

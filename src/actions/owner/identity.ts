@@ -1,5 +1,5 @@
-import type { AdmissionRequest, KubeObject } from '../../admission/types.js';
-import { annotationsOf, labelsOf, ownString } from '../patch.js';
+import type { AdmissionRequest, KubeObject } from '../../api/types.js';
+import { annotationsOf, labelsOf, ownString } from '../../util/objects.js';
 
 /** Annotation where gitops-guard records the owner it first saw. */
 export const OWNER_ANNOTATION = 'gitops-guard.dev/owner';
@@ -35,6 +35,24 @@ export interface Owner {
   /** The instance name, for the `app.kubernetes.io/instance` label. */
   instance: string;
   source: OwnerSource;
+}
+
+/**
+ * What tagOwner and denyDuplicateOwner found out (the rule's `details` in the engine's result):
+ * the owner resolved from the object's tracking fields exactly as the webhook resolves it, and
+ * the owner on record. A cluster scan compares the two without deciding anything itself.
+ */
+export interface OwnerDetails {
+  action: 'tagOwner' | 'denyDuplicateOwner';
+  /** The owner the object's tracking fields name (null: none). */
+  owner: Owner | null;
+  /**
+   * The owner on record for the live object: its `gitops-guard.dev/owner`, or for an object that
+   * predates gitops-guard its tracking owner. Null on CREATE and for objects nobody owns yet.
+   */
+  recorded: string | null;
+  /** The `gitops-guard.dev/owner` the object carries: after the rule's patch (tagOwner), as sent (denyDuplicateOwner). */
+  record?: string;
 }
 
 export interface OwnerResolution {
@@ -197,3 +215,9 @@ export const ownerResolutionParamsSchema = {
     description: 'The installation owners recorded as argocd:<app> belong to (after an installation id was introduced).',
   },
 } as const;
+
+/** How owners are resolved when no rule configures it: the defaults rule loading fills in. */
+export const DEFAULT_OWNER_RESOLUTION: OwnerResolution = {
+  sources: ownerResolutionParamsSchema.sources.default,
+  argocdLabelKey: ownerResolutionParamsSchema.argocdLabelKey.default,
+};

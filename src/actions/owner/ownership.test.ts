@@ -5,7 +5,7 @@ import { evaluate, type EngineDeps } from '../../rules/engine.js';
 import { parseRuleSet } from '../../rules/load.js';
 import { UnavailableKubeReader } from '../../kube/reader.js';
 import { createLogger } from '../../server/logger.js';
-import type { KubeObject } from '../../admission/types.js';
+import type { KubeObject } from '../../api/types.js';
 import type { RuleMode } from '../../rules/types.js';
 import { requestFor, withMeta } from '../../../test/support/review.js';
 

@@ -1,6 +1,6 @@
-import type { ActionDefinition, ActionOutcome } from '../types.js';
-import type { KubeObject } from '../../admission/types.js';
-import { annotationsOf, labelsOf, metadataMap, ownString, patchAt, patchFrom } from '../patch.js';
+import type { ActionDefinition, ActionResult } from '../types.js';
+import type { KubeObject } from '../../api/types.js';
+import { metadataMap, patchAt, patchFrom } from '../patch.js';
 import { isValidLabelValue } from '../../util/text.js';
 import {
   HANDOVER_ANNOTATION,
@@ -12,7 +12,7 @@ import {
   targetOf,
   type OwnerResolution,
 } from './identity.js';
-import { isPlainObject } from '../../util/objects.js';
+import { annotationsOf, isPlainObject, labelsOf, ownString } from '../../util/objects.js';
 
 export interface TagOwnerParams extends OwnerResolution {
   /** Label set to the instance name when absent; empty string turns labelling off. */
@@ -41,7 +41,7 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
       },
     },
   },
-  run(params, { request, object, oldObject }): ActionOutcome {
+  run(params, { request, object, oldObject, report }): ActionResult {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return {};
     const target = targetOf(request, object);
     const owner = resolveOwner(object, target, params);
@@ -72,6 +72,7 @@ export const tagOwner: ActionDefinition<TagOwnerParams> = {
       ownerValue = live;
     }
 
+    report?.({ action: 'tagOwner', owner, recorded: live, ...(ownerValue !== undefined ? { record: ownerValue } : {}) });
     const currentLabel = params.instanceLabel ? ownString(labelsOf(object), params.instanceLabel) : undefined;
     const setLabel = owner !== null && params.instanceLabel !== '' && currentLabel === undefined && isValidLabelValue(owner.instance);
     if (owner && currentLabel !== undefined && currentLabel !== owner.instance) {

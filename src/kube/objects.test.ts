@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeConfigObjectReader, objectPath } from './cluster.js';
+import { ClientNodeObjectReader, objectPath } from './objects.js';
 import { testTls } from '../../test/support/tls.js';
 
 describe('objectPath', () => {
@@ -15,10 +15,10 @@ describe('objectPath', () => {
   });
 });
 
-describe('KubeConfigObjectReader', () => {
+describe('ClientNodeObjectReader', () => {
   let server: Server;
   const seen: { url: string; auth: string | undefined }[] = [];
-  let reader: KubeConfigObjectReader;
+  let reader: ClientNodeObjectReader;
 
   beforeAll(async () => {
     const tls = testTls();
@@ -48,7 +48,7 @@ describe('KubeConfigObjectReader', () => {
       contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
       currentContext: 'test',
     });
-    reader = new KubeConfigObjectReader(kubeConfig, 300);
+    reader = new ClientNodeObjectReader(kubeConfig, 300);
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
