@@ -7,7 +7,7 @@ import { computeWorkloadChecksum, DEFAULT_CHECKSUM_OPTIONS } from '../src/action
 import { DEFAULT_CHECKSUM_ANNOTATION } from '../src/actions/checksum/stamp-config-checksum.js';
 import { configContent } from '../src/kube/config-data.js';
 import type { KubeReader } from '../src/kube/reader.js';
-import { configMap, secret } from '../test/support/kube-api-server.js';
+import { configMap, secret } from '../test/support/kube-fixtures.js';
 import type { WebhookName } from '../test/support/deployed.js';
 import { reviewFor, type ReviewOptions } from '../test/support/review.js';
 import { CORPUS_DIR } from './paths.js';

@@ -13,7 +13,8 @@ import { capturingLogger } from './support/app.js';
 import { corpusObject } from './support/corpus.js';
 import { certDir, startGuardServer } from './support/guard-server.js';
 import { httpsRequest, type HttpsAnswer } from './support/https-client.js';
-import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
+import { configMap, deployment, objectPath, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { reviewFor, withMeta } from './support/review.js';
 
 /**

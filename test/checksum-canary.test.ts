@@ -11,7 +11,8 @@ import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
+import { deployment, objectPath, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { requestFor, reviewFor } from './support/review.js';
 
 /**

@@ -10,7 +10,8 @@ import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger } from './support/app.js';
 import { certDir, startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
+import { configMap, deployment, objectPath, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { applyResponsePatch, decodePatch, reviewFor } from './support/review.js';
 
 /**

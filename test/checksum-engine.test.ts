@@ -11,7 +11,8 @@ import { loadRuleSetFile, parseRuleSet } from '../src/rules/load.js';
 import type { RuleSet } from '../src/rules/types.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { corpusObjects } from './support/corpus.js';
-import { configMap, deployment, KubeApiServer, objectPath, secret } from './support/kube-api-server.js';
+import { configMap, deployment, objectPath, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { requestFor } from './support/review.js';
 
 /** Checked-in results for fixed inputs: any process, any machine, any release must compute these. */

@@ -11,7 +11,8 @@ import { DEFAULT_RULES } from './support/app.js';
 import { CLI, runCli } from './support/cli.js';
 import { waitFor } from './support/controller.js';
 import { httpsRequest } from './support/https-client.js';
-import { deployment, KubeApiServer } from './support/kube-api-server.js';
+import { deployment } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 

@@ -13,7 +13,8 @@ import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { deployment, KubeApiServer, secret } from './support/kube-api-server.js';
+import { deployment, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { applyResponsePatch, decodePatch, reviewFor } from './support/review.js';
 
 /**

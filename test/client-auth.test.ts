@@ -11,7 +11,8 @@ import type { RunningServer } from '../src/server/server.js';
 import { runCli } from './support/cli.js';
 import { certDir, startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { deployment, KubeApiServer, secret } from './support/kube-api-server.js';
+import { deployment, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 

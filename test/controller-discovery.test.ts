@@ -11,7 +11,9 @@ import { runController, type RunningController } from '../src/cli/controller.js'
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { admit, CONTROLLER_TEST_KEY, defaultRules, sleep, stampedValue, waitFor, webhookChecksum } from './support/controller.js';
-import { ARGOCD_CLUSTER_RESOURCES, configMap, deployment, KubeApiServer, rolloutCrd, secret, type ResourceType } from './support/kube-api-server.js';
+import { configMap, deployment, rolloutCrd, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
+import { ARGOCD_CLUSTER_RESOURCES, type ResourceType } from './support/kube-store.js';
 
 /**
  * Which workload kinds the controller watches is decided per resource from discovery, at start-up

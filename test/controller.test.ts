@@ -16,7 +16,9 @@ import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { KubeReader } from '../src/kube/reader.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
 import { admit as admitTo, CONTROLLER_TEST_KEY, defaultRules, sleep, waitFor, webhookChecksum as webhookChecksumWith } from './support/controller.js';
-import { configMap, DEFAULT_RESOURCES, deployment, KubeApiServer, secret, type RecordedPatch } from './support/kube-api-server.js';
+import { configMap, deployment, secret } from './support/kube-fixtures.js';
+import { KubeApiServer, type RecordedPatch } from './support/kube-api-server.js';
+import { DEFAULT_RESOURCES } from './support/kube-store.js';
 
 /**
  * The rollout controller end to end: the real client-node informers, lease and patches against

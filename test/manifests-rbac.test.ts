@@ -11,7 +11,9 @@ import { WORKLOAD_KINDS } from '../src/actions/checksum/pod-template.js';
 import { WEBHOOK_PATHS } from '../src/server/app.js';
 import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
-import { ARGOCD_CLUSTER_RESOURCES, configMap, deployment as kubeDeployment, KubeApiServer, rolloutCrd, secret } from './support/kube-api-server.js';
+import { configMap, deployment as kubeDeployment, rolloutCrd, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
+import { ARGOCD_CLUSTER_RESOURCES } from './support/kube-store.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 import {

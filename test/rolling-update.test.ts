@@ -11,7 +11,8 @@ import { DEFAULT_RULES, capturingLogger } from './support/app.js';
 import { corpusObject } from './support/corpus.js';
 import { certDir, startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, deployment, KubeApiServer, objectPath } from './support/kube-api-server.js';
+import { configMap, deployment, objectPath } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { reviewFor, withMeta } from './support/review.js';
 import { killServers, startServe, startServeAsDeployed, type ServeProcess } from './support/serve.js';
 

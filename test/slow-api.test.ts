@@ -7,7 +7,8 @@ import type { RunningServer } from '../src/server/server.js';
 import { capturingLogger } from './support/app.js';
 import { startGuardServer } from './support/guard-server.js';
 import { httpsRequest } from './support/https-client.js';
-import { configMap, deployment, KubeApiServer, secret } from './support/kube-api-server.js';
+import { configMap, deployment, secret } from './support/kube-fixtures.js';
+import { KubeApiServer } from './support/kube-api-server.js';
 import { reviewFor } from './support/review.js';
 
 /**

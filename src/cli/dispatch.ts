@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { RuleSetError } from '../rules/load.js';
-import { CredentialsError } from '../server/tls.js';
+import { ConfigurationError } from '../util/errors.js';
 import { UsageError, type CliIo } from './flags.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -57,15 +56,12 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
       io.stderr.write(`gitops-guard: ${error.message}\n`);
       return 2;
     }
-    if (error instanceof RuleSetError || error instanceof CredentialsError || isOneLineStartupError(error)) {
-      for (const line of error.message.split('; ')) io.stderr.write(`gitops-guard: ${line}\n`);
+    // Rules, certificates, the checksum key, a kubeconfig, a file it will not write, a busy port.
+    if (error instanceof ConfigurationError || (error as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE') {
+      for (const line of (error as Error).message.split('; ')) io.stderr.write(`gitops-guard: ${line}\n`);
       return 1;
     }
     throw error;
   }
-}
-
-function isOneLineStartupError(error: unknown): error is Error {
-  return error instanceof Error && ['ChecksumKeyError', 'KubeConfigError', 'UnsafeFileError'].includes(error.name) || (error as NodeJS.ErrnoException)?.code === 'EADDRINUSE';
 }
 

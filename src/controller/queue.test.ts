@@ -97,4 +97,78 @@ describe('CoalescingQueue', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(seen.map((t) => t - start)).toEqual([10, 510]);
   });
+
+  it('owns retries: a failing key comes back after a back-off that doubles, with its reasons, until it succeeds', async () => {
+    const retries: [string, string, number][] = [];
+    const queue = new CoalescingQueue<string>({
+      coalesceMs: 10,
+      maxDelayMs: 100,
+      concurrency: 1,
+      retryBaseMs: 100,
+      maxRetryMs: 300,
+      onRetry: (key, error, retryInMs) => retries.push([key, (error as Error).message, retryInMs]),
+    });
+    let failuresLeft = 4;
+    const runs: { at: number; reasons: string[] }[] = [];
+    const start = Date.now();
+    queue.start(async (_key, reasons) => {
+      runs.push({ at: Date.now() - start, reasons: [...reasons].sort() });
+      if (failuresLeft-- > 0) throw new Error('API unavailable');
+    });
+    queue.add('web', 'ConfigMap a');
+    queue.add('web', 'Secret b');
+    await vi.advanceTimersByTimeAsync(2000);
+    // Runs at 10, then 100, 200, 300 (capped), 300 ms after each failure; the fifth succeeds.
+    expect(runs.map((r) => r.at)).toEqual([10, 110, 310, 610, 910]);
+    expect(runs.every((r) => r.reasons.join() === 'ConfigMap a,Secret b')).toBe(true);
+    expect(retries).toEqual([
+      ['web', 'API unavailable', 100],
+      ['web', 'API unavailable', 200],
+      ['web', 'API unavailable', 300],
+      ['web', 'API unavailable', 300],
+    ]);
+    expect(queue.depth).toBe(0);
+
+    // A success resets the back-off: the next failure waits the base delay again.
+    failuresLeft = 1;
+    queue.add('web', 'again');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(retries.at(-1)).toEqual(['web', 'API unavailable', 100]);
+  });
+
+  it('requeues a key that asks for it after its own delay, with its reasons, without counting a failure', async () => {
+    const retries: number[] = [];
+    const queue = new CoalescingQueue<string>({ coalesceMs: 10, maxDelayMs: 100, concurrency: 1, retryBaseMs: 1000, onRetry: (_k, _e, ms) => retries.push(ms) });
+    const runs: { at: number; reasons: string[] }[] = [];
+    const start = Date.now();
+    queue.start(async (_key, reasons) => {
+      runs.push({ at: Date.now() - start, reasons: [...reasons] });
+      return runs.length === 1 ? { requeueAfterMs: 250 } : undefined;
+    });
+    queue.add('web', 'ConfigMap a');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runs).toEqual([
+      { at: 10, reasons: ['ConfigMap a'] },
+      { at: 260, reasons: ['ConfigMap a'] },
+    ]);
+    expect(retries).toEqual([]);
+  });
+
+  it('forgets a key: its waiting retry is dropped', async () => {
+    const queue = new CoalescingQueue<string>({ coalesceMs: 10, maxDelayMs: 100, concurrency: 1, retryBaseMs: 100 });
+    let runs = 0;
+    queue.start(async () => {
+      runs++;
+      throw new Error('boom');
+    });
+    queue.add('web');
+    await vi.advanceTimersByTimeAsync(20);
+    expect(runs).toBe(1);
+    expect(queue.depth).toBe(1);
+    queue.forget('web');
+    expect(queue.depth).toBe(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runs).toBe(1);
+    await queue.idle();
+  });
 });

@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { configMap, KubeApiServer, objectPath, secret } from '../../test/support/kube-api-server.js';
+import { configMap, objectPath, secret } from '../../test/support/kube-fixtures.js';
+import { KubeApiServer } from '../../test/support/kube-api-server.js';
 import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
 import { ClientNodeReader } from './client-node-reader.js';
 import { configContent } from './config-data.js';

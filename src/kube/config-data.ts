@@ -75,7 +75,7 @@ export function decodeConfigData(kind: ConfigSourceKind, object: Readonly<Record
  * what it stores, so any problem means the answer is not what it claims to be: a KubeReadError
  * (`server`), never a partial content.
  */
-export function configContent(ref: ObjectRef, object: { data?: unknown; binaryData?: unknown }): ConfigContent {
+export function configContent(ref: ObjectRef, object: Readonly<Record<string, unknown>>): ConfigContent {
   const { content, problems } = decodeConfigData(ref.kind, { data: object.data, binaryData: object.binaryData });
   if (problems.length > 0) throw new KubeReadError(ref, 'server', `malformed data: ${problems[0]}`);
   return content;

@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigurationError } from '../util/errors.js';
 
 /** The loaded kubeconfig the adapter's clients are built from (client-node's own type). */
 export type { KubeConfig };
 
-export class KubeConfigError extends Error {
-  override readonly name = 'KubeConfigError';
+export class KubeConfigError extends ConfigurationError {
+  override readonly name: string = 'KubeConfigError';
 }
 
 function loadFile(kubeConfig: KubeConfig, path: string): void {

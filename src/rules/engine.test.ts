@@ -4,7 +4,8 @@ import { createRegistry } from '../actions/registry.js';
 import { patchFrom } from '../actions/patch.js';
 import { UnavailableKubeReader } from '../kube/reader.js';
 import { createLogger } from '../server/logger.js';
-import { evaluate, type EngineDeps } from './engine.js';
+import { admit, evaluate, type EngineDeps } from './engine.js';
+import { auditFinding, ruleResults } from './result.js';
 import { parseRuleSet } from './load.js';
 import { requestFor } from '../../test/support/review.js';
 
@@ -93,5 +94,83 @@ describe('evaluate', () => {
       expect(result.patch).toEqual([]);
       expect(result.results[0]!.result).toBe('skipped');
     }
+  });
+});
+
+/** Test actions for both phases: one that reports what it saw, one that refuses what the first marked. */
+const mark: ActionDefinition = {
+  name: 'mark',
+  phase: 'mutate',
+  paramsSchema: { type: 'object' },
+  run: (_params, { object, report }) => {
+    report?.({ action: 'tagOwner', owner: null, recorded: null, record: String(Object.keys(object.metadata?.annotations ?? {}).length) });
+    return { patch: patchFrom(object, (draft) => void ((draft.metadata!.annotations ??= {})['marked'] = 'yes')) };
+  },
+};
+const refuseMarked: ActionDefinition = {
+  name: 'refuseMarked',
+  phase: 'validate',
+  paramsSchema: { type: 'object' },
+  run: (_params, { object }) => (object.metadata?.annotations?.['marked'] ? { denial: 'marked' } : {}),
+};
+const reportThenThrow: ActionDefinition = {
+  name: 'reportThenThrow',
+  phase: 'mutate',
+  paramsSchema: { type: 'object' },
+  run: (_params, { report }) => {
+    report?.({ action: 'stampConfigChecksum', annotation: 'a/b', unreadable: { kind: 'Secret', name: 'db', reason: 'forbidden' } });
+    throw new Error('cannot read Secret ns/db: forbidden');
+  },
+};
+const phases = createRegistry([mark, refuseMarked, reportThenThrow, countAnnotations]);
+const phaseDeps: EngineDeps = { ...deps, registry: phases };
+const phaseRules = (body: string) => parseRuleSet(`apiVersion: gitops-guard.dev/v1alpha1\nkind: RuleSet\nrules:\n${body}`, 'test', phases);
+
+describe('admit: both phases, as the API server runs them', () => {
+  it('validates the mutated object and carries it, the mutating patch and both phases', async () => {
+    const set = phaseRules(rule('mark', 'mark') + rule('refuse', 'refuseMarked'));
+    const admission = await admit({ ...requestFor(object), object }, set, phaseDeps);
+    expect(admission.phases.map((p) => [p.phase, p.allowed])).toEqual([['mutate', true], ['validate', false]]);
+    expect(admission.allowed).toBe(false);
+    expect(admission.patch).toEqual([{ op: 'add', path: '/metadata/annotations', value: { marked: 'yes' } }]);
+    expect(admission.object.metadata?.annotations).toEqual({ marked: 'yes' });
+    expect(object.metadata).toEqual({ name: 'cm', namespace: 'ns' });
+    expect(ruleResults(admission).map((r) => [r.rule, r.result])).toEqual([['mark', 'mutated'], ['refuse', 'denied']]);
+  });
+
+  it('stops after a mutating phase that denies, keeping the object as sent', async () => {
+    const set = phaseRules(rule('boom', 'reportThenThrow', '    onError: deny\n') + rule('refuse', 'refuseMarked'));
+    const admission = await admit({ ...requestFor(object), object }, set, phaseDeps);
+    expect(admission).toMatchObject({ allowed: false, patch: [], object });
+    expect(admission.phases.map((p) => p.phase)).toEqual(['mutate']);
+  });
+
+  it('an object nothing changes is the object as sent (no copy)', async () => {
+    const admission = await admit({ ...requestFor(object), object }, phaseRules(rule('refuse', 'refuseMarked')), phaseDeps);
+    expect(admission.object).toBe(object);
+    expect(admission.allowed).toBe(true);
+  });
+});
+
+describe("rule details: what each action found out, on the rule's result", () => {
+  it('are kept on the result of a rule that ran, also when it failed, and absent where nothing was reported', async () => {
+    const set = phaseRules(rule('mark', 'mark') + rule('boom', 'reportThenThrow') + rule('count', 'countAnnotations'));
+    const result = await evaluate(requestFor(object), 'mutate', set, phaseDeps);
+    expect(result.results.map((r) => [r.rule, r.result, r.details])).toEqual([
+      ['mark', 'mutated', { action: 'tagOwner', owner: null, recorded: null, record: '0' }],
+      ['boom', 'error', { action: 'stampConfigChecksum', annotation: 'a/b', unreadable: { kind: 'Secret', name: 'db', reason: 'forbidden' } }],
+      ['count', 'mutated', undefined],
+    ]);
+  });
+
+  it.each([
+    [{ mode: 'audit', result: 'mutated' }, 'patch'],
+    [{ mode: 'audit', result: 'denied' }, 'deny'],
+    [{ mode: 'audit', result: 'error' }, 'error'],
+    [{ mode: 'audit', result: 'noop' }, null],
+    [{ mode: 'audit', result: 'skipped' }, null],
+    [{ mode: 'enforce', result: 'denied' }, null],
+  ] as const)('audit mode reports %o as %s', (result, finding) => {
+    expect(auditFinding(result)).toBe(finding);
   });
 });

@@ -5,6 +5,7 @@ import type { ActionRegistry } from '../actions/registry.js';
 import { describeYamlConversionError, describeYamlError } from '../util/yaml-errors.js';
 import { MAX_RULES, ruleSetSchema } from './schema.js';
 import type { RuleSet } from './types.js';
+import { ConfigurationError } from '../util/errors.js';
 
 /**
  * A rules file is a few KiB (the shipped one is 3 KiB). The bound is far above any real rule set
@@ -41,8 +42,8 @@ export interface RuleProblem {
   message: string;
 }
 
-export class RuleSetError extends Error {
-  override readonly name = 'RuleSetError';
+export class RuleSetError extends ConfigurationError {
+  override readonly name: string = 'RuleSetError';
   constructor(
     readonly source: string,
     readonly problems: readonly RuleProblem[],

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { ConfigurationError } from '../util/errors.js';
 
 export interface ServingCredentials {
   cert: Buffer;
@@ -10,8 +11,8 @@ export interface ServingCredentials {
   clientCa?: Buffer;
 }
 
-export class CredentialsError extends Error {
-  override readonly name = 'CredentialsError';
+export class CredentialsError extends ConfigurationError {
+  override readonly name: string = 'CredentialsError';
 }
 
 export const TLS_MIN_VERSION = 'TLSv1.2' as const;

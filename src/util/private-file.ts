@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fsyncSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { ConfigurationError } from './errors.js';
 
 /** A target gitops-guard will not write through (a symbolic link, a directory, a device). */
-export class UnsafeFileError extends Error {
-  override readonly name = 'UnsafeFileError';
+export class UnsafeFileError extends ConfigurationError {
+  override readonly name: string = 'UnsafeFileError';
 }
 
 /**

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { ConfigurationError } from '../../util/errors.js';
 
 /** HMAC-SHA256 wants at least its output size in key material. */
 export const MIN_CHECKSUM_KEY_BYTES = 32;
 /** A key file is a few dozen bytes; anything much larger is not one (and is not read whole). */
 const MAX_CHECKSUM_KEY_FILE_BYTES = 64 * 1024;
 
-export class ChecksumKeyError extends Error {
-  override readonly name = 'ChecksumKeyError';
+export class ChecksumKeyError extends ConfigurationError {
+  override readonly name: string = 'ChecksumKeyError';
 }
 
 const octal = (mode: number) => `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
