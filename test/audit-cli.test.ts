@@ -8,7 +8,7 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checksumV2 } from '../src/actions/checksum/encoding.js';
 import { runAudit } from '../src/cli/audit.js';
-import { SECRET_CHECKSUM_NOTE, type JsonObject, type JsonReport } from '../src/audit/report.js';
+import { SECRET_CHECKSUM_NOTE, type JsonObject, type JsonReport } from '../src/audit/report-json.js';
 import { configMap, deployment, objectPath, secret } from './support/kube-fixtures.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { stringify } from 'yaml';

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { PhaseResult } from '../rules/result.js';
 import type { RuleSet } from '../rules/types.js';
 import type { AuditResult, ObjectResult, RenderingResult } from './audit.js';
-import { AUDIT_KEY_NOTE, REDACTED, redactSecretPatch, renderTable, toJsonReport, writeJsonReport } from './report.js';
+import { AUDIT_KEY_NOTE, REDACTED, redactSecretPatch, toJsonReport, writeJsonReport } from './report-json.js';
+import { renderTable } from './report-table.js';
 
 const ANSI = /\u001b\[/;
 

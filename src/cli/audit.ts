@@ -4,7 +4,8 @@ import { ChecksumKeyError, loadChecksumKey, MIN_CHECKSUM_KEY_BYTES } from '../ac
 import { createRegistry } from '../actions/registry.js';
 import { runAuditCore, type ClusterAccess } from '../audit/audit.js';
 import type { InputSpec } from '../audit/input.js';
-import { renderTable, toJsonReport, writeJsonReport, type ChecksumKeySource } from '../audit/report.js';
+import { toJsonReport, writeJsonReport, type ChecksumKeySource } from '../audit/report-json.js';
+import { renderTable } from '../audit/report-table.js';
 import { DEFAULT_NAMESPACE, DEFAULT_USER } from '../audit/request.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
