@@ -37,7 +37,7 @@ export interface ActionSettings {
 /**
  * What a built-in action found out about the object, beyond its patch and denial: the checksum it
  * computed and which references were missing or unreadable, the owner it resolved and the one on
- * record. The audit, the rollout controller and the cluster scan read these instead of working
+ * record. The offline audit and the cluster scan read these instead of working
  * them out again. Discriminated by `action`.
  */
 export type ActionDetails = ChecksumDetails | OwnerDetails;
