@@ -338,12 +338,15 @@ describe('exitCodeFor', () => {
     files: 1, documents: 1, objects: 1, distinctObjects: 1, skipped: { empty: 0, notKubernetes: 0 }, inputErrors: 0, mutated: 0,
     denied: 0, auditFindings: 0, warnings: 0, ruleErrors: 0, duplicates: { error: 0, warning: 0 }, checksums: { stamped: 0, current: 0, failed: 0 },
   };
-  it('puts findings (1) before input errors (2)', () => {
-    expect(exitCodeFor(base)).toBe(0);
-    expect(exitCodeFor({ ...base, duplicates: { error: 0, warning: 3 }, ruleErrors: 2, auditFindings: 1 })).toBe(0);
-    expect(exitCodeFor({ ...base, inputErrors: 1 })).toBe(2);
-    expect(exitCodeFor({ ...base, inputErrors: 1, denied: 1 })).toBe(1);
-    expect(exitCodeFor({ ...base, duplicates: { error: 1, warning: 0 } })).toBe(1);
-    expect(exitCodeFor({ ...base, objects: 0 })).toBe(2);
+  // Findings (1) come before input errors (2).
+  it.each<[string, Partial<typeof base>, 0 | 1 | 2]>([
+    ['nothing to report', {}, 0],
+    ['warnings, rule errors and audit-mode findings only', { duplicates: { error: 0, warning: 3 }, ruleErrors: 2, auditFindings: 1 }, 0],
+    ['an input error', { inputErrors: 1 }, 2],
+    ['an input error and a denial', { inputErrors: 1, denied: 1 }, 1],
+    ['two owners of one object', { duplicates: { error: 1, warning: 0 } }, 1],
+    ['no objects', { objects: 0 }, 2],
+  ])('%s: exit %i', (_, changes, code) => {
+    expect(exitCodeFor({ ...base, ...changes })).toBe(code);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readinessReport, servedBy } from './kinds.js';
+import { readinessReport, servedBy, type DiscoveryAnswer, type Served } from './kinds.js';
 import { WORKLOAD_KINDS } from '../actions/checksum/pod-template.js';
 
 const rollouts = WORKLOAD_KINDS.find((r) => r.kind === 'Rollout')!;
@@ -15,10 +15,12 @@ describe('servedBy: per resource, never per group-version', () => {
     expect(servedBy(rollouts, { resources: new Map([...argoCd, ['rollouts', all]]) })).toEqual({ served: true });
   });
 
-  it('a group-version not served at all, a resource without list/watch, and a failed discovery', () => {
-    expect(servedBy(rollouts, { resources: null })).toEqual({ served: false, reason: 'not served: the API does not serve argoproj.io/v1alpha1' });
-    expect(servedBy(rollouts, { resources: new Map([['rollouts', new Set(['get', 'list'])]]) })).toEqual({ served: false, reason: 'not served for watch in argoproj.io/v1alpha1' });
-    expect(servedBy(rollouts, { error: 'HTTP 503' })).toEqual({ served: 'unknown', reason: 'discovery of argoproj.io/v1alpha1 failed (HTTP 503)' });
+  it.each<[string, DiscoveryAnswer, Served]>([
+    ['a group-version not served at all', { resources: null }, { served: false, reason: 'not served: the API does not serve argoproj.io/v1alpha1' }],
+    ['a resource without list/watch', { resources: new Map([['rollouts', new Set(['get', 'list'])]]) }, { served: false, reason: 'not served for watch in argoproj.io/v1alpha1' }],
+    ['a failed discovery', { error: 'HTTP 503' }, { served: 'unknown', reason: 'discovery of argoproj.io/v1alpha1 failed (HTTP 503)' }],
+  ])('%s', (_, answer, served) => {
+    expect(servedBy(rollouts, answer)).toEqual(served);
   });
 });
 

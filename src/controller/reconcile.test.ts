@@ -123,10 +123,13 @@ describe('stampingParams', () => {
 });
 
 describe('optedOut', () => {
-  it('is the workload annotation gitops-guard.dev/rollout: disabled, nothing else', () => {
-    expect(optedOut(object)).toBe(false);
-    expect(optedOut({ ...object, metadata: { annotations: { 'gitops-guard.dev/rollout': 'disabled' } } })).toBe(true);
-    expect(optedOut({ ...object, metadata: { annotations: { 'gitops-guard.dev/rollout': 'enabled' } } })).toBe(false);
+  // The workload annotation gitops-guard.dev/rollout: disabled, nothing else.
+  it.each<[string, Record<string, string> | undefined, boolean]>([
+    ['no annotation', undefined, false],
+    ['gitops-guard.dev/rollout: disabled', { 'gitops-guard.dev/rollout': 'disabled' }, true],
+    ['gitops-guard.dev/rollout: enabled', { 'gitops-guard.dev/rollout': 'enabled' }, false],
+  ])('%s: opted out %s', (_, annotations, opted) => {
+    expect(optedOut(annotations ? { ...object, metadata: { annotations } } : object)).toBe(opted);
   });
 });
 

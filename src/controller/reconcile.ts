@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, KubeObject } from '../api/types.js';
-import { computePodSpecChecksum } from '../actions/checksum/compute.js';
+import { computeWorkloadChecksum } from '../actions/checksum/compute.js';
 import { locatePodTemplate, PodTemplateError, type PodTemplateLocation, type WorkloadKind } from '../actions/checksum/pod-template.js';
 import { readDeadlines, type StampConfigChecksumParams } from '../actions/checksum/stamp-config-checksum.js';
 import { canStamp, decideStamp, stampedChecksum } from '../actions/checksum/stamp.js';
@@ -174,7 +174,7 @@ export async function reconcileWorkload(ref: WorkloadRef<WorkloadKind>, sources:
     return { result: 'skipped', reason: 'not stamped by the webhook yet (it stamps at the next admission)' };
   }
 
-  const computed = await computePodSpecChecksum(location.podSpec, ref.namespace, deps.kube, deps.checksumKey, {
+  const computed = await computeWorkloadChecksum(object, ref.namespace, deps.kube, deps.checksumKey, {
     timeoutMs: params.timeoutMs,
     readTimeoutMs: params.readTimeoutMs,
     includeImagePullSecrets: params.includeImagePullSecrets,

@@ -1,27 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { matchRule, scopeOf, selectorMatches } from './match.js';
-import type { RuleMatch } from './types.js';
+import type { LabelSelector, RuleMatch } from './types.js';
 import { requestFor } from '../../test/support/review.js';
 
 const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop', labels: { tier: 'frontend' } } };
 const base: RuleMatch = { kinds: [{ group: 'apps', version: '*', kind: 'Deployment' }], operations: ['CREATE', 'UPDATE'], scope: '*' };
 
 describe('matchRule', () => {
-  it('matches kinds with wildcards and says why it skipped', () => {
-    const request = requestFor(deployment);
-    expect(matchRule(base, request, deployment)).toBeNull();
-    expect(matchRule({ ...base, kinds: [{ group: '*', version: '*', kind: '*' }] }, request, deployment)).toBeNull();
-    expect(matchRule({ ...base, kinds: [{ group: 'apps', version: 'v2', kind: 'Deployment' }] }, request, deployment)).toBe('kind apps/v1/Deployment not selected');
-    expect(matchRule(base, requestFor(deployment, { operation: 'DELETE' }), deployment)).toBe('operation DELETE not selected');
+  const request = requestFor(deployment);
+
+  it.each<[string, Partial<RuleMatch>, string | null]>([
+    ['its kind', {}, null],
+    ['every kind (wildcards)', { kinds: [{ group: '*', version: '*', kind: '*' }] }, null],
+    ['another version', { kinds: [{ group: 'apps', version: 'v2', kind: 'Deployment' }] }, 'kind apps/v1/Deployment not selected'],
+    ['cluster scope only', { scope: 'Cluster' }, 'scope Namespaced not selected'],
+    ['a namespace excluded by prefix', { namespaces: { exclude: ['sh*'] } }, 'namespace shop excluded'],
+    ['its namespace included', { namespaces: { include: ['shop'] } }, null],
+    ['another namespace included', { namespaces: { include: ['other'] } }, 'namespace shop not included'],
+    ["the user's group", { userInfo: { groups: ['system:serviceaccounts'] } }, null],
+  ])('a rule selecting %s: %s', (_, match, skip) => {
+    expect(matchRule({ ...base, ...match }, request, deployment)).toBe(skip);
   });
 
-  it('selects by scope, namespace include/exclude (with prefixes), user and group', () => {
-    const request = requestFor(deployment);
-    expect(matchRule({ ...base, scope: 'Cluster' }, request, deployment)).toBe('scope Namespaced not selected');
-    expect(matchRule({ ...base, namespaces: { exclude: ['sh*'] } }, request, deployment)).toBe('namespace shop excluded');
-    expect(matchRule({ ...base, namespaces: { include: ['shop'] } }, request, deployment)).toBeNull();
-    expect(matchRule({ ...base, namespaces: { include: ['other'] } }, request, deployment)).toBe('namespace shop not included');
-    expect(matchRule({ ...base, userInfo: { groups: ['system:serviceaccounts'] } }, request, deployment)).toBeNull();
+  it('says why it skipped an operation or a user it does not select', () => {
+    expect(matchRule(base, requestFor(deployment, { operation: 'DELETE' }), deployment)).toBe('operation DELETE not selected');
     expect(matchRule({ ...base, userInfo: { usernames: ['jane'] } }, request, deployment)).toMatch(/^user system:serviceaccount:argocd/);
   });
 
@@ -31,16 +33,18 @@ describe('matchRule', () => {
   });
 });
 
-describe('selectorMatches', () => {
+describe('selectorMatches: matchLabels and every matchExpressions operator', () => {
   const labels = { tier: 'frontend', team: 'a' };
-  it('implements matchLabels and every matchExpressions operator', () => {
-    expect(selectorMatches({ matchLabels: { tier: 'frontend' } }, labels)).toBe(true);
-    expect(selectorMatches({ matchLabels: { tier: 'backend' } }, labels)).toBe(false);
-    expect(selectorMatches({ matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] }, labels)).toBe(true);
-    expect(selectorMatches({ matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, labels)).toBe(false);
-    expect(selectorMatches({ matchExpressions: [{ key: 'missing', operator: 'NotIn', values: ['a'] }] }, labels)).toBe(true);
-    expect(selectorMatches({ matchExpressions: [{ key: 'tier', operator: 'Exists' }] }, labels)).toBe(true);
-    expect(selectorMatches({ matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, labels)).toBe(false);
-    expect(selectorMatches({ matchLabels: { constructor: 'x' } }, {})).toBe(false);
+  it.each<[LabelSelector, Record<string, string>, boolean]>([
+    [{ matchLabels: { tier: 'frontend' } }, labels, true],
+    [{ matchLabels: { tier: 'backend' } }, labels, false],
+    [{ matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] }, labels, true],
+    [{ matchExpressions: [{ key: 'team', operator: 'NotIn', values: ['a'] }] }, labels, false],
+    [{ matchExpressions: [{ key: 'missing', operator: 'NotIn', values: ['a'] }] }, labels, true],
+    [{ matchExpressions: [{ key: 'tier', operator: 'Exists' }] }, labels, true],
+    [{ matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, labels, false],
+    [{ matchLabels: { constructor: 'x' } }, {}, false],
+  ])('%o on %o: %s', (selector, on, matches) => {
+    expect(selectorMatches(selector, on)).toBe(matches);
   });
 });
