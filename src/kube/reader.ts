@@ -1,8 +1,10 @@
 import { KubeReadError } from './errors.js';
 
 /**
- * The one seam through which admission actions read the cluster. The webhook uses the
- * @kubernetes/client-node implementation; the offline audit uses rendered manifests first.
+ * The one seam through which actions read the cluster: ConfigMaps and Secrets for checksums. The
+ * webhook and the rollout controller use the @kubernetes/client-node implementation
+ * (ClientNodeReader); the offline audit reads rendered manifests first. A 404 is an answer
+ * (`found: false`); a read that gives no answer fails with a KubeReadError naming the object.
  */
 
 export type ConfigSourceKind = 'ConfigMap' | 'Secret';
