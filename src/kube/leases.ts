@@ -18,9 +18,12 @@ export interface LeaseRecord {
 
 export type LeaseSpec = Omit<LeaseRecord, 'resourceVersion'>;
 
-/** The lease was created or changed by someone else since it was read. */
-export class LeaseConflictError extends Error {
-  override readonly name = 'LeaseConflictError';
+/** The lease was created or changed by someone else since it was read (a 409, said in the elector's words). */
+export class LeaseConflictError extends KubeApiError {
+  override readonly name: string = 'LeaseConflictError';
+  constructor(message: string) {
+    super('conflict', message, 409, message);
+  }
 }
 
 /** One Lease. Failures other than conflicts are KubeApiErrors. */
