@@ -65,7 +65,7 @@ export async function evaluate(
   signal: AbortSignal = new AbortController().signal,
   deadline?: number,
 ): Promise<PhaseResult> {
-  const evaluation: PhaseResult = { phase, allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
+  const phaseResult: PhaseResult = { phase, allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
   const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
   const skipAll = outOfScope(request);
   const original = request.object as KubeObject;
@@ -89,62 +89,62 @@ export async function evaluate(
     // Only a label selector looks at the object; other rules need not wait for pending patches.
     const skip = skipAll ?? matchRule(rule.match, request, rule.match.labelSelector ? current() : working);
     if (skip) {
-      evaluation.results.push({ ...base, result: 'skipped', reason: skip });
+      phaseResult.results.push({ ...base, result: 'skipped', reason: skip });
       continue;
     }
-    let outcome: ActionResult;
+    let answer: ActionResult;
     let details: ActionDetails | undefined;
     const report = (reported: ActionDetails) => {
       details = reported;
     };
     try {
-      outcome = await runAction(rule, request, current(), deps, signal, deadline, report);
+      answer = await runAction(rule, request, current(), deps, signal, deadline, report);
     } catch (error) {
-      evaluation.results.push({ ...base, result: 'error', reason: errorText(error), ...(details ? { details } : {}) });
-      recordError(evaluation, rule, mode, error);
+      phaseResult.results.push({ ...base, result: 'error', reason: errorText(error), ...(details ? { details } : {}) });
+      recordError(phaseResult, rule, mode, error);
       continue;
     }
-    const patch = outcome.patch ?? [];
-    const warnings = outcome.warnings ?? [];
+    const patch = answer.patch ?? [];
+    const warnings = answer.warnings ?? [];
     const result: RuleResult = {
       ...base,
-      result: outcome.denial ? 'denied' : patch.length > 0 ? 'mutated' : 'noop',
+      result: answer.denial ? 'denied' : patch.length > 0 ? 'mutated' : 'noop',
       ...(patch.length > 0 ? { patch } : {}),
-      ...(outcome.denial ? { denial: outcome.denial } : {}),
+      ...(answer.denial ? { denial: answer.denial } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
       ...(details ? { details } : {}),
     };
-    evaluation.results.push(result);
-    for (const [suffix, value] of Object.entries(outcome.auditAnnotations ?? {})) {
-      evaluation.auditAnnotations[auditKey(rule.name, suffix)] = value;
+    phaseResult.results.push(result);
+    for (const [suffix, value] of Object.entries(answer.auditAnnotations ?? {})) {
+      phaseResult.auditAnnotations[auditKey(rule.name, suffix)] = value;
     }
     if (mode === 'enforce') {
-      evaluation.warnings.push(...warnings);
-      if (outcome.denial) evaluation.denials.push(outcome.denial);
+      phaseResult.warnings.push(...warnings);
+      if (answer.denial) phaseResult.denials.push(answer.denial);
       if (patch.length > 0) {
         current();
         pending = patch;
         patches += 1;
       }
     } else {
-      evaluation.warnings.push(...warnings.map((w) => `${AUDIT} ${w}`));
+      phaseResult.warnings.push(...warnings.map((w) => `${AUDIT} ${w}`));
       if (patch.length > 0) {
         const paths = patch.map((op) => `${op.op} ${op.path}`).join(', ');
-        evaluation.warnings.push(`${AUDIT} rule ${rule.name} would patch: ${paths}`);
-        evaluation.auditAnnotations[auditKey(rule.name, 'would-patch')] = JSON.stringify(patch.map((op) => ({ op: op.op, path: op.path })));
+        phaseResult.warnings.push(`${AUDIT} rule ${rule.name} would patch: ${paths}`);
+        phaseResult.auditAnnotations[auditKey(rule.name, 'would-patch')] = JSON.stringify(patch.map((op) => ({ op: op.op, path: op.path })));
       }
-      if (outcome.denial) {
-        evaluation.warnings.push(`${AUDIT} rule ${rule.name} would deny: ${outcome.denial}`);
-        evaluation.auditAnnotations[auditKey(rule.name, 'would-deny')] = outcome.denial;
+      if (answer.denial) {
+        phaseResult.warnings.push(`${AUDIT} rule ${rule.name} would deny: ${answer.denial}`);
+        phaseResult.auditAnnotations[auditKey(rule.name, 'would-deny')] = answer.denial;
       }
     }
   }
 
-  evaluation.allowed = evaluation.denials.length === 0;
-  if (!evaluation.allowed || patches === 0) evaluation.patch = [];
-  else if (patches === 1) evaluation.patch = pending ?? diff(original, working);
-  else evaluation.patch = diff(original, current());
-  return evaluation;
+  phaseResult.allowed = phaseResult.denials.length === 0;
+  if (!phaseResult.allowed || patches === 0) phaseResult.patch = [];
+  else if (patches === 1) phaseResult.patch = pending ?? diff(original, working);
+  else phaseResult.patch = diff(original, current());
+  return phaseResult;
 }
 
 async function runAction(
@@ -177,14 +177,14 @@ function errorText(error: unknown): string {
   return text.length > 160 ? `${text.slice(0, 159)}…` : text;
 }
 
-function recordError(evaluation: PhaseResult, rule: Rule, mode: RuleMode, error: unknown): void {
+function recordError(phaseResult: PhaseResult, rule: Rule, mode: RuleMode, error: unknown): void {
   const text = errorText(error);
-  evaluation.auditAnnotations[auditKey(rule.name, 'error')] = text;
+  phaseResult.auditAnnotations[auditKey(rule.name, 'error')] = text;
   if (rule.onError === 'deny' && mode === 'enforce') {
-    evaluation.denials.push(`gitops-guard rule ${rule.name} failed and is configured to deny on error: ${text}`);
+    phaseResult.denials.push(`gitops-guard rule ${rule.name} failed and is configured to deny on error: ${text}`);
   } else {
     const prefix = mode === 'audit' ? `${AUDIT} ` : '';
     const consequence = rule.onError === 'deny' ? 'would deny' : 'allowed without changes';
-    evaluation.warnings.push(`${prefix}gitops-guard rule ${rule.name} failed (${consequence}): ${text}`);
+    phaseResult.warnings.push(`${prefix}gitops-guard rule ${rule.name} failed (${consequence}): ${text}`);
   }
 }
