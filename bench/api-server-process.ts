@@ -31,6 +31,11 @@ const kubeconfig = api.writeKubeconfig();
 // Service time (request in to response flushed) inside this process, to show the API side
 // stays fast while the webhook is measured. The request log is trimmed so a soak does not grow it.
 const server = Reflect.get(api, 'server') as Server;
+// kube-apiserver keeps idle connections for 90 s (k8s.io/apiserver's secure serving: IdleTimeout
+// 90 s) and sends no Keep-Alive hint; Node's default (5 s, announced as `Keep-Alive: timeout=5`)
+// would make the webhook's reader drop and re-open connections between bursts as no real API
+// server does.
+server.keepAliveTimeout = 90_000;
 let serviceMs: number[] = [];
 let unauthorized = 0;
 let connections = 0;

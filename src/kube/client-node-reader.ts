@@ -1,9 +1,7 @@
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { toKubeApiError } from './api-error.js';
-import { withSignal } from './call-options.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ApiGetClient } from './api-get.js';
 import { configContent } from './config-data.js';
-import { KubeReadError, type ReadFailureReason } from './errors.js';
-import { KeepAliveAuthentication, makeKeepAliveApiClient } from './keep-alive.js';
+import { failureReason, KubeApiError, KubeReadError, statusReason, type ReadFailureReason } from './errors.js';
 import type { KubeReader, ObjectRef, ReadOptions, ReadResult } from './reader.js';
 import { Slots } from './slots.js';
 
@@ -15,24 +13,40 @@ import { Slots } from './slots.js';
  */
 export const DEFAULT_READ_CONNECTIONS = 256;
 
+/**
+ * The largest answer a read accepts. The API server refuses ConfigMaps and Secrets over 1 MiB of
+ * data and etcd stores objects up to 1.5 MiB; as JSON, with escapes (a control byte is six
+ * characters), an object that large stays below this.
+ */
+export const MAX_CONFIG_SOURCE_BYTES = 16 * 1024 * 1024;
+
+const PLURAL = { ConfigMap: 'configmaps', Secret: 'secrets' } as const;
+
+/** `/api/v1/namespaces/ns/configmaps/name`. */
+export function configSourcePath(ref: ObjectRef): string {
+  return `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/${PLURAL[ref.kind]}/${encodeURIComponent(ref.name)}`;
+}
+
 /** A read has no conflicts: any other answer it cannot use is the server's failure. */
-function readFailure(reason: ReturnType<typeof toKubeApiError>['reason']): ReadFailureReason {
+function readFailure(reason: KubeApiError['reason']): ReadFailureReason {
   return reason === 'conflict' || reason === 'not-found' ? 'server' : reason;
 }
 
 /**
- * KubeReader over @kubernetes/client-node: one fresh GET per read (no cache), cancelled at
- * `timeoutMs` after it was sent or when `signal` aborts. 404 is an answer ({found: false}); every
- * other failure is a KubeReadError whose text holds status codes and reasons only, never object data.
+ * KubeReader for the webhook and the rollout controller: one fresh GET per read (no cache),
+ * cancelled at `timeoutMs` after it was sent or when `signal` aborts, over kept-alive connections
+ * with the kubeconfig's credentials applied by @kubernetes/client-node (ApiGetClient). The answer
+ * is parsed once, straight into the content. 404 is an answer ({found: false}); every other
+ * failure is a KubeReadError whose text holds status codes and reasons only, never object data.
  */
 export class ClientNodeReader implements KubeReader {
-  private readonly core: CoreV1Api;
+  private readonly client: ApiGetClient;
   private readonly slots: Slots;
 
   constructor(kubeConfig: KubeConfig, options: { maxConnections?: number } = {}) {
     const connections = options.maxConnections ?? DEFAULT_READ_CONNECTIONS;
     this.slots = new Slots(connections);
-    this.core = makeKeepAliveApiClient(kubeConfig, CoreV1Api, new KeepAliveAuthentication(kubeConfig, connections));
+    this.client = new ApiGetClient(kubeConfig, { maxSockets: connections });
   }
 
   readsWaiting(): number {
@@ -55,41 +69,55 @@ export class ClientNodeReader implements KubeReader {
     }
   }
 
-  private async read(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {
-    if (signal?.aborted) throw new KubeReadError(ref, 'timeout', 'aborted before the read started');
+  private read(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {
+    if (signal?.aborted) return Promise.reject(new KubeReadError(ref, 'timeout', 'aborted before the read started'));
     const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    // Also bounds time spent before the request is sent (e.g. an exec credential plugin).
-    const stopped = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(new KubeReadError(ref, 'timeout', `no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      onAbort = () => {
-        controller.abort();
-        reject(new KubeReadError(ref, 'timeout', 'aborted by the caller'));
+    return new Promise<ReadResult>((resolve, reject) => {
+      let settled = false;
+      const settle = (error: unknown, result?: ReadResult): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) {
+          reject(error);
+          // Cancels the request (or keeps an exec credential plugin's answer from being used).
+          controller.abort();
+        } else {
+          resolve(result!);
+        }
       };
+      // Also bounds time spent before the request is sent (e.g. an exec credential plugin).
+      const timer = setTimeout(() => settle(new KubeReadError(ref, 'timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);
+      const onAbort = (): void => settle(new KubeReadError(ref, 'timeout', 'aborted by the caller'));
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.client.get(configSourcePath(ref), controller.signal, MAX_CONFIG_SOURCE_BYTES).then(
+        ({ status, body }) => {
+          try {
+            settle(null, answer(ref, status, body));
+          } catch (error) {
+            settle(error);
+          }
+        },
+        (error: unknown) => {
+          const failure = error instanceof KubeApiError ? error : new KubeApiError('server', 'unexpected failure');
+          settle(new KubeReadError(ref, readFailure(failure.reason), failure.detail, failure.httpStatus));
+        },
+      );
     });
-    try {
-      const object = await Promise.race([this.get(ref, controller.signal), stopped]);
-      return { found: true, content: configContent(ref, object) };
-    } catch (error) {
-      if (error instanceof KubeReadError) throw error;
-      const failure = toKubeApiError(error, controller.signal);
-      if (failure.reason === 'not-found') return { found: false };
-      throw new KubeReadError(ref, readFailure(failure.reason), failure.detail, failure.httpStatus);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-    }
   }
+}
 
-  private get(ref: ObjectRef, signal: AbortSignal): Promise<{ data?: unknown; binaryData?: unknown }> {
-    const request = { name: ref.name, namespace: ref.namespace };
-    return ref.kind === 'Secret'
-      ? this.core.readNamespacedSecret(request, withSignal(signal))
-      : this.core.readNamespacedConfigMap(request, withSignal(signal));
+/** What an answer says about the object: its content, not found, or a KubeReadError naming only the status and its Status reason. */
+function answer(ref: ObjectRef, status: number, body: Buffer): ReadResult {
+  if (status === 404) return { found: false };
+  if (status !== 200) throw new KubeReadError(ref, readFailure(failureReason(status)), statusReason(body.toString('utf8')) ?? `HTTP ${status}`, status);
+  let object: unknown;
+  try {
+    object = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new KubeReadError(ref, 'server', 'answer is not JSON');
   }
+  if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new KubeReadError(ref, 'server', 'answer is not an object');
+  return { found: true, content: configContent(ref, object as Record<string, unknown>) };
 }

@@ -1,4 +1,5 @@
 import { Agent } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import {
   createConfiguration,
   ServerConfiguration,
@@ -11,27 +12,74 @@ import {
 
 const TLS_IDENTITY_FIELDS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'] as const;
 
+type TlsIdentityOptions = Partial<Pick<Agent['options'], (typeof TLS_IDENTITY_FIELDS)[number]>>;
+
 function sameValue(a: unknown, b: unknown): boolean {
   if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => sameValue(item, b[i]));
   return a === b;
 }
 
+/** True for the plain https.Agent client-node builds per call; proxy agents carry their own connection logic and are left alone. */
+export function isPlainHttpsAgent(agent: unknown): agent is Agent {
+  return agent instanceof Agent && agent.constructor === Agent;
+}
+
 /**
- * client-node 1.x builds a new https.Agent for every request, so every read pays a full TCP and
- * TLS handshake. In the admission hot path that is most of the latency; this authentication wraps
- * the kubeconfig's own (tokens, exec plugins and client certificates are applied exactly as
- * before) and swaps the fresh agent for a shared keep-alive agent with the same TLS options.
- * A rotated client certificate or CA yields different options, hence a new agent.
+ * One keep-alive https.Agent for the current TLS identity (CA, client certificate and key, SNI
+ * name, verification). client-node 1.x builds a new agent for every request, so every call would
+ * pay a full TCP and TLS handshake; its options are rebuilt (files re-read) on every call too, so
+ * they are compared by content. A rotated client certificate or CA gives a new agent. The old one
+ * is dropped, not destroyed: requests in flight on it finish, and its idle sockets close on their
+ * own timeout.
  */
-export class KeepAliveAuthentication implements SecurityAuthentication {
+export class KeepAliveAgents {
   private agent: Agent | undefined;
   private identity: unknown[] | undefined;
 
+  constructor(private readonly maxSockets = 64) {}
+
+  agentFor(options: TlsIdentityOptions): Agent {
+    const identity = TLS_IDENTITY_FIELDS.map((field) => options[field]);
+    if (this.agent && this.identity && identity.every((value, i) => sameValue(value, this.identity![i]))) return this.agent;
+    this.identity = identity;
+    // One TLS context for every connection of the agent: otherwise each new connection parses
+    // the CA bundle and the client key again.
+    const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = options;
+    const secureContext = createSecureContext({ ca, cert, key, pfx, passphrase });
+    this.agent = new Agent({
+      secureContext,
+      ...(servername !== undefined ? { servername } : {}),
+      ...(rejectUnauthorized !== undefined ? { rejectUnauthorized } : {}),
+      keepAlive: true,
+      maxSockets: this.maxSockets,
+      scheduling: 'lifo',
+      timeout: 30_000,
+    });
+    return this.agent;
+  }
+
+  destroy(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
+    this.identity = undefined;
+  }
+}
+
+/**
+ * The kubeconfig's own authentication for client-node's generated API clients (tokens, exec
+ * plugins and client certificates are applied exactly as before), with the fresh agent it builds
+ * for every call swapped for the shared keep-alive agent of the same TLS identity.
+ */
+export class KeepAliveAuthentication implements SecurityAuthentication {
+  private readonly agents: KeepAliveAgents;
+
   constructor(
     private readonly kubeConfig: KubeConfig,
-    private readonly maxSockets = 64,
-  ) {}
+    maxSockets = 64,
+  ) {
+    this.agents = new KeepAliveAgents(maxSockets);
+  }
 
   getName(): string {
     return 'kubeconfig authentication with keep-alive';
@@ -40,26 +88,12 @@ export class KeepAliveAuthentication implements SecurityAuthentication {
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await this.kubeConfig.applySecurityAuthentication(context);
     const fresh = context.getAgent();
-    // Proxy agents (cluster.proxy-url) are left alone: they carry their own connection logic.
-    if (!(fresh instanceof Agent) || fresh.constructor !== Agent) return;
-    context.setAgent(this.agentFor(fresh.options));
-  }
-
-  private agentFor(options: Agent['options']): Agent {
-    // kubeconfig options are rebuilt (files re-read) on every call, so compare by content.
-    const identity = TLS_IDENTITY_FIELDS.map((field) => options[field]);
-    if (this.agent && this.identity && identity.every((value, i) => sameValue(value, this.identity![i]))) return this.agent;
-    // Only one set of credentials is current. The old agent is dropped, not destroyed: requests in
-    // flight on it finish, and its idle sockets close on their own timeout.
-    this.identity = identity;
-    this.agent = new Agent({ ...options, keepAlive: true, maxSockets: this.maxSockets, scheduling: 'lifo', timeout: 30_000 });
-    return this.agent;
+    if (!isPlainHttpsAgent(fresh)) return;
+    context.setAgent(this.agents.agentFor(fresh.options));
   }
 
   destroy(): void {
-    this.agent?.destroy();
-    this.agent = undefined;
-    this.identity = undefined;
+    this.agents.destroy();
   }
 }
 

@@ -72,33 +72,63 @@ function utf8(text: string): Buffer {
   return Buffer.from(text, 'utf8');
 }
 
-/** Byte-wise lexicographic order of (kind, name, key), each compared as UTF-8 bytes. */
-function compareEntries(a: Entry, b: Entry): number {
-  return Buffer.compare(utf8(a.kind), utf8(b.kind)) || Buffer.compare(utf8(a.name), utf8(b.name)) || Buffer.compare(utf8(a.key), utf8(b.key));
+/** An entry with its fields as UTF-8 bytes, encoded once for sorting and writing. */
+interface EncodedEntry {
+  entry: Entry;
+  kind: Buffer;
+  name: Buffer;
+  key: Buffer;
 }
 
-function lengthPrefixed(bytes: Buffer): Buffer[] {
-  if (bytes.length > 0xffffffff) throw new Error('config checksum field longer than 4 GiB');
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return [length, bytes];
+/** Byte-wise lexicographic order of (kind, name, key), each compared as UTF-8 bytes. */
+function compareEntries(a: EncodedEntry, b: EncodedEntry): number {
+  return Buffer.compare(a.kind, b.kind) || Buffer.compare(a.name, b.name) || Buffer.compare(a.key, b.key);
 }
+
+const LENGTH_BYTES = 4;
+const MAX_FIELD_BYTES = 0xffffffff;
 
 /** The v2 message: header, then every entry of every source in (kind, name, key) order. */
 export function encodeV2(sources: readonly SourceSnapshot[]): Buffer {
-  const entries = sources.flatMap(entriesOf).sort(compareEntries);
-  const parts: Buffer[] = [Buffer.from(ENCODING_HEADER_V2, 'ascii')];
-  entries.forEach((entry, index) => {
+  // The kind and name bytes are shared by an object's entries.
+  const entries: EncodedEntry[] = [];
+  for (const source of sources) {
+    const kind = utf8(source.kind);
+    const name = utf8(source.name);
+    for (const entry of entriesOf(source)) entries.push({ entry, kind, name, key: entry.key === '' ? EMPTY : utf8(entry.key) });
+  }
+  entries.sort(compareEntries);
+  let size = ENCODING_HEADER_V2.length;
+  entries.forEach((encoded, index) => {
     const previous = entries[index - 1];
-    if (previous && compareEntries(previous, entry) === 0) {
-      throw new Error(`${entry.kind} ${entry.name} is listed twice in one checksum`);
+    if (previous && compareEntries(previous, encoded) === 0) {
+      throw new Error(`${encoded.entry.kind} ${encoded.entry.name} is listed twice in one checksum`);
     }
-    parts.push(...lengthPrefixed(utf8(entry.kind)), ...lengthPrefixed(utf8(entry.name)), ...lengthPrefixed(utf8(entry.key)));
-    parts.push(Buffer.of(entry.tag));
-    if (entry.tag === EntryTag.keyPresent) parts.push(...lengthPrefixed(entry.value ?? Buffer.alloc(0)));
+    const value = encoded.entry.tag === EntryTag.keyPresent ? (encoded.entry.value ?? EMPTY) : undefined;
+    for (const field of [encoded.kind, encoded.name, encoded.key, ...(value ? [value] : [])]) {
+      if (field.length > MAX_FIELD_BYTES) throw new Error('config checksum field longer than 4 GiB');
+      size += LENGTH_BYTES + field.length;
+    }
+    size += 1;
   });
-  return Buffer.concat(parts);
+  // One buffer, written in place: each field length-prefixed (uint32, big-endian), the tag after the key.
+  const message = Buffer.allocUnsafe(size);
+  let offset = message.write(ENCODING_HEADER_V2, 0, 'ascii');
+  const field = (bytes: Buffer): void => {
+    offset = message.writeUInt32BE(bytes.length, offset);
+    offset += bytes.copy(message, offset);
+  };
+  for (const { entry, kind, name, key } of entries) {
+    field(kind);
+    field(name);
+    field(key);
+    offset = message.writeUInt8(entry.tag, offset);
+    if (entry.tag === EntryTag.keyPresent) field(entry.value ?? EMPTY);
+  }
+  return message;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The key that MACs checksums of `namespace`: HKDF-SHA256 (RFC 5869) of the cluster key, salt
@@ -110,9 +140,30 @@ export function namespaceKey(clusterKey: Buffer, namespace: string): Buffer {
   return Buffer.from(hkdfSync('sha256', clusterKey, Buffer.from(NAMESPACE_KEY_SALT, 'ascii'), Buffer.from(namespace, 'utf8'), NAMESPACE_KEY_BYTES));
 }
 
+/** Namespace keys remembered per cluster key (a namespace is derived once, not per admission). */
+const NAMESPACE_KEYS_KEPT = 4096;
+const namespaceKeys = new WeakMap<Buffer, Map<string, Buffer>>();
+
+/**
+ * namespaceKey, derived once per namespace and then looked up: HKDF was a tenth of the CPU of a
+ * checksum admission. The keys stay in this process's memory like the cluster key they come from;
+ * the oldest is forgotten past NAMESPACE_KEYS_KEPT namespaces.
+ */
+function cachedNamespaceKey(clusterKey: Buffer, namespace: string): Buffer {
+  let keys = namespaceKeys.get(clusterKey);
+  if (!keys) namespaceKeys.set(clusterKey, (keys = new Map()));
+  let key = keys.get(namespace);
+  if (!key) {
+    key = namespaceKey(clusterKey, namespace);
+    if (keys.size >= NAMESPACE_KEYS_KEPT) keys.delete(keys.keys().next().value!);
+    keys.set(namespace, key);
+  }
+  return key;
+}
+
 /** `v2:` + lowercase hex HMAC-SHA256 of `message` under the namespace's key. */
 export function hmacV2(clusterKey: Buffer, namespace: string, message: Buffer): string {
-  return `${CHECKSUM_VERSION}:${createHmac('sha256', namespaceKey(clusterKey, namespace)).update(message).digest('hex')}`;
+  return `${CHECKSUM_VERSION}:${createHmac('sha256', cachedNamespaceKey(clusterKey, namespace)).update(message).digest('hex')}`;
 }
 
 /** The checksum of `sources` as consumed by a workload in `namespace`. */

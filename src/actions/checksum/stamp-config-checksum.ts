@@ -139,11 +139,16 @@ export const stampConfigChecksum: ActionDefinition<StampConfigChecksumParams> = 
       details.decision = decision.kind;
       if (decision.kind !== 'stamp' && decision.kind !== 'remove') return { warnings: decision.warnings };
 
-      // Only the pod template's annotations change: clone and diff just the template.
-      const patch = patchAt(object, location.workload.templatePath, (template) => {
-        if (decision.kind === 'remove') delete templateAnnotations(template, false)![params.annotation];
-        else templateAnnotations(template, true)![params.annotation] = decision.checksum;
-      });
+      // Only the pod template's annotations change: clone and diff just the template's metadata.
+      const patch = patchAt(
+        object,
+        location.workload.templatePath,
+        (template) => {
+          if (decision.kind === 'remove') delete templateAnnotations(template, false)![params.annotation];
+          else templateAnnotations(template, true)![params.annotation] = decision.checksum;
+        },
+        ['metadata'],
+      );
       return { patch, warnings: decision.warnings };
     } catch (error) {
       if (error instanceof ConfigReadError) details.unreadable = { kind: error.ref.kind, name: error.ref.name, reason: error.reason };

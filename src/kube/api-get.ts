@@ -1,0 +1,135 @@
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeApiError } from './errors.js';
+import { isPlainHttpsAgent, KeepAliveAgents } from './keep-alive.js';
+import { transportCode } from './api-error.js';
+
+/** An answered GET: the status and the whole body (bounded). */
+export interface ApiAnswer {
+  status: number;
+  body: Buffer;
+}
+
+/**
+ * GETs of single objects straight over node:https, for the reads of the admission hot path.
+ * client-node's generated clients run every call through their middleware, node-fetch and a model
+ * deserializer, and the answer is parsed twice; here the path is requested over the shared
+ * keep-alive agent and the body comes back as bytes, for the caller to parse once.
+ *
+ * Authentication stays client-node's: every request asks `kubeConfig.applyToHTTPSOptions`
+ * (in-cluster token file, exec plugins, client certificates, basic auth, impersonation, CA and
+ * SNI name), exactly as client-node's own calls do, and only the agent it builds is swapped for
+ * the keep-alive agent of the same TLS identity. A proxy (`proxy-url`) keeps client-node's agent.
+ */
+export class ApiGetClient {
+  private readonly agents: KeepAliveAgents;
+  private readonly server: URL;
+  private readonly basePath: string;
+
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    options: { maxSockets?: number } = {},
+  ) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new KubeApiError('unavailable', 'kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+    // A server URL with a path (an API proxy) prefixes every request path, as client-node does.
+    this.basePath = this.server.pathname.replace(/\/+$/, '');
+    this.agents = new KeepAliveAgents(options.maxSockets);
+  }
+
+  /**
+   * GETs `path` and resolves with the status and body of any answer. Rejects with a KubeApiError:
+   * `unavailable` with the transport code when there is no answer, `server` when the body is
+   * longer than `maxBytes`. `signal` cancels the request (the caller reports why).
+   */
+  async get(path: string, signal: AbortSignal, maxBytes: number): Promise<ApiAnswer> {
+    const options: RequestOptions & { headers: Record<string, string> } = { headers: {} };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    if (signal.aborted) throw new KubeApiError('timeout', 'request aborted');
+    const agent = isPlainHttpsAgent(options.agent) ? this.agents.agentFor(options) : (options.agent as HttpAgent | undefined);
+    const plain = this.server.protocol === 'http:';
+    const request: RequestOptions = {
+      hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
+      port: this.server.port || (plain ? 80 : 443),
+      path: `${this.basePath}${path}`,
+      method: 'GET',
+      headers: { ...options.headers, accept: 'application/json', 'user-agent': 'gitops-guard' },
+      ...(options.auth ? { auth: options.auth } : {}),
+      ...(agent ? { agent } : {}),
+    };
+    try {
+      return await send(plain, request, signal, maxBytes);
+    } catch (error) {
+      // A kept-alive connection the server closed just as it was reused: the request never
+      // reached it, so it is sent once more (on another connection), as Go's client does.
+      if (!(error instanceof StaleConnection) || signal.aborted) throw error;
+      return send(plain, request, signal, maxBytes, false);
+    }
+  }
+
+  destroy(): void {
+    this.agents.destroy();
+  }
+}
+
+function transportFailure(error: unknown): KubeApiError {
+  const code = transportCode(error);
+  return code ? new KubeApiError('unavailable', code) : new KubeApiError('unavailable', `unexpected ${error instanceof Error ? error.name : typeof error}`);
+}
+
+/** The request failed on a reused connection before any answer: the server had closed it. */
+class StaleConnection extends KubeApiError {}
+
+function send(plain: boolean, options: RequestOptions, signal: AbortSignal, maxBytes: number, mayRetry = true): Promise<ApiAnswer> {
+  return new Promise<ApiAnswer>((resolve, reject) => {
+    let settled = false;
+    let answered = false;
+    const finish = (error: KubeApiError | null, answer?: ApiAnswer): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve(answer!);
+    };
+    const req = (plain ? httpRequest : httpsRequest)(options, (res) => {
+      answered = true;
+      receive(res, maxBytes, finish, () => req.destroy());
+    });
+    const onAbort = (): void => {
+      finish(new KubeApiError('timeout', 'request aborted'));
+      req.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      const stale = mayRetry && req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+      finish(stale ? new StaleConnection('unavailable', error.code!) : transportFailure(error));
+    });
+    req.end();
+  });
+}
+
+/** Collects a response body into one buffer, refusing more than `maxBytes` (from Content-Length when given, else as it arrives). */
+function receive(res: IncomingMessage, maxBytes: number, finish: (error: KubeApiError | null, answer?: ApiAnswer) => void, cut: () => void): void {
+  const status = res.statusCode ?? 0;
+  const tooLong = (): void => {
+    finish(new KubeApiError('server', `response larger than ${maxBytes} bytes`, status));
+    cut();
+  };
+  const declared = Number(res.headers['content-length']);
+  if (declared > maxBytes) return tooLong();
+  const chunks: Buffer[] = [];
+  let length = 0;
+  res.on('data', (chunk: Buffer) => {
+    length += chunk.length;
+    if (length > maxBytes) return tooLong();
+    chunks.push(chunk);
+  });
+  res.once('end', () => finish(null, { status, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length) }));
+  res.once('error', (error) => finish(transportFailure(error)));
+  // Closed before the body was complete, whether or not an error was reported for it.
+  res.once('close', () => {
+    if (!res.complete) finish(new KubeApiError('unavailable', 'ECONNRESET'));
+  });
+}
