@@ -1,6 +1,6 @@
 import { responseFor } from './response.js';
 import type { AdmissionRequest, AdmissionResponse, WebhookPhase } from '../api/types.js';
-import { evaluate, type EngineDeps } from '../rules/engine.js';
+import { evaluate, type EngineDeps, type SignalSource } from '../rules/engine.js';
 import type { PhaseResult } from '../rules/result.js';
 import type { RuleSet } from '../rules/types.js';
 
@@ -18,7 +18,7 @@ export async function handleAdmission(
   request: AdmissionRequest,
   phase: WebhookPhase,
   deps: HandlerDeps,
-  signal?: AbortSignal,
+  signal?: SignalSource,
   deadline?: number,
 ): Promise<{ response: AdmissionResponse; result: PhaseResult }> {
   const result = await evaluate(request, phase, deps.rules(), deps, signal, deadline);

@@ -21,6 +21,40 @@ export interface EngineDeps {
 
 const AUDIT = '[audit]';
 
+/**
+ * The signal actions get: an AbortSignal, or a function that makes it when an action first needs
+ * it (the webhook's calls mostly run no action, and an AbortSignal costs several microseconds).
+ */
+export type SignalSource = AbortSignal | (() => AbortSignal);
+
+/** A phase's rules in file order, worked out once per rule set (not per request). */
+const phaseRules = new WeakMap<RuleSet, { registry: ActionRegistry; mutate: Rule[]; validate: Rule[] }>();
+
+function rulesOf(ruleSet: RuleSet, phase: WebhookPhase, registry: ActionRegistry): Rule[] {
+  let cached = phaseRules.get(ruleSet);
+  if (!cached || cached.registry !== registry) {
+    const of = (p: WebhookPhase) => ruleSet.rules.filter((rule) => registry.get(rule.action.type)?.phase === p);
+    cached = { registry, mutate: of('mutate'), validate: of('validate') };
+    phaseRules.set(ruleSet, cached);
+  }
+  return cached[phase];
+}
+
+/** One child logger per rule name and parent logger, made once (a pino child serializes its bindings). */
+const ruleLoggers = new WeakMap<Logger, Map<string, Logger>>();
+
+function ruleLogger(logger: Logger, rule: string): Logger {
+  let children = ruleLoggers.get(logger);
+  if (!children) ruleLoggers.set(logger, (children = new Map()));
+  let child = children.get(rule);
+  if (!child) {
+    // Rule names come from the rules file; a reload with new names adds entries, so keep it bounded.
+    if (children.size >= 1024) children.clear();
+    children.set(rule, (child = logger.child({ rule })));
+  }
+  return child;
+}
+
 function auditKey(rule: string, suffix: string): string {
   const key = `${rule}.${suffix}`.slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
   return isValidAnnotationNamePart(key) ? key : rule;
@@ -43,7 +77,7 @@ export async function admit(
   request: AdmissionRequest & { object: KubeObject },
   ruleSet: RuleSet,
   deps: EngineDeps,
-  signal: AbortSignal = new AbortController().signal,
+  signal?: SignalSource,
   deadline?: number,
 ): Promise<AdmissionResult> {
   const mutate = await evaluate(request, 'mutate', ruleSet, deps, signal, deadline);
@@ -62,11 +96,11 @@ export async function evaluate(
   phase: WebhookPhase,
   ruleSet: RuleSet,
   deps: EngineDeps,
-  signal: AbortSignal = new AbortController().signal,
+  signal?: SignalSource,
   deadline?: number,
 ): Promise<PhaseResult> {
   const phaseResult: PhaseResult = { phase, allowed: true, patch: [], denials: [], warnings: [], auditAnnotations: {}, results: [] };
-  const rules = ruleSet.rules.filter((rule) => deps.registry.get(rule.action.type)?.phase === phase);
+  const rules = rulesOf(ruleSet, phase, deps.registry);
   const skipAll = outOfScope(request);
   const original = request.object as KubeObject;
   // The object as enforce-mode rules left it. Patches are applied lazily, only when another rule
@@ -85,13 +119,13 @@ export async function evaluate(
 
   for (const rule of rules) {
     const mode: RuleMode = deps.modeOverride === 'audit' ? 'audit' : rule.mode;
-    const base = { rule: rule.name, action: rule.action.type, mode };
     // Only a label selector looks at the object; other rules need not wait for pending patches.
     const skip = skipAll ?? matchRule(rule.match, request, rule.match.labelSelector ? current() : working);
     if (skip) {
-      phaseResult.results.push({ ...base, result: 'skipped', reason: skip });
+      phaseResult.results.push({ rule: rule.name, action: rule.action.type, mode, result: 'skipped', reason: skip });
       continue;
     }
+    const base = { rule: rule.name, action: rule.action.type, mode };
     let answer: ActionResult;
     let details: ActionDetails | undefined;
     const report = (reported: ActionDetails) => {
@@ -152,7 +186,7 @@ async function runAction(
   request: AdmissionRequest,
   object: KubeObject,
   deps: EngineDeps,
-  signal: AbortSignal,
+  signal: SignalSource | undefined,
   deadline: number | undefined,
   report: (details: ActionDetails) => void,
 ): Promise<ActionResult> {
@@ -164,8 +198,8 @@ async function runAction(
     oldObject: request.oldObject,
     kube: deps.kube,
     settings: deps.settings,
-    logger: deps.logger.child({ rule: rule.name }),
-    signal,
+    logger: ruleLogger(deps.logger, rule.name),
+    signal: typeof signal === 'function' ? signal() : (signal ?? new AbortController().signal),
     ...(deadline !== undefined ? { deadline } : {}),
     report,
   });

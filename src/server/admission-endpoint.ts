@@ -7,10 +7,11 @@ import { toReview, verdictOf } from '../admission/response.js';
 import type { WebhookPhase } from '../api/types.js';
 import { DeadlineExceededError, isDeadlineExceeded } from '../util/abort.js';
 import { countRuleResults, logAdmission } from './admission-log.js';
+import { CallAbort } from './call-abort.js';
 import { admissionTiming, type AdmissionTiming } from './deadline.js';
 import { Lane } from './lane.js';
 import { BudgetExceededError, MemoryBudget, type Reservation } from './memory-budget.js';
-import { kindLabel, type Metrics, type RejectReason } from './metrics.js';
+import { observeAdmission, type Metrics, type RejectReason } from './metrics.js';
 import { BodyTooLargeError, ClientAbortError, MAX_BODY_BYTES, receiveBody } from './request-body.js';
 
 export { MAX_BODY_BYTES } from './request-body.js';
@@ -86,13 +87,34 @@ export function webhookPhaseOf(req: IncomingMessage): WebhookPhase | null {
   return path === WEBHOOK_PATHS.mutate ? 'mutate' : path === WEBHOOK_PATHS.validate ? 'validate' : null;
 }
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 function sendJson(res: ServerResponse, status: number, value: unknown, close = false): void {
   const body = JSON.stringify(value);
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
   // A body left unread (refused before or while reading it) cannot be skipped on a kept-alive connection.
-  if (close) headers['connection'] = 'close';
+  const headers: Record<string, string | number> = close
+    ? { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body), connection: 'close' }
+    : { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) };
   res.writeHead(status, headers);
   res.end(body);
+}
+
+/**
+ * The timing of a URL, remembered: the API server calls each webhook with the same
+ * `?timeout=`, so the query is parsed once per webhook, not per call. Bounded, since callers
+ * choose the URL.
+ */
+function timingMemo(maxTimeoutMs: number): (url: string | undefined) => AdmissionTiming {
+  const known = new Map<string | undefined, AdmissionTiming>();
+  return (url) => {
+    let timing = known.get(url);
+    if (!timing) {
+      timing = admissionTiming(url, maxTimeoutMs);
+      if (known.size >= 16) known.clear();
+      known.set(url, timing);
+    }
+    return timing;
+  };
 }
 
 function checkHeaders(req: IncomingMessage): number | undefined {
@@ -133,6 +155,7 @@ function parseJson(body: Buffer): unknown {
 export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
   const limits: AdmissionLimits = deps.limits ?? { maxTimeoutMs: DEFAULT_MAX_TIMEOUT_MS, ...admissionBudgets(DEFAULT_MEMORY_BUDGET_BYTES) };
   const lane = new Lane();
+  const timingOf = timingMemo(limits.maxTimeoutMs);
   let inFlight = 0;
   let waiting = 0;
   deps.metrics.setAdmissionLoad({
@@ -150,6 +173,9 @@ export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
       waiting--;
     }
   };
+  /** A reservation of `bytes` from `budget`: at once when it fits, else after waiting in line. */
+  const reserve = (budget: MemoryBudget, bytes: number, call: CallAbort): Reservation | Promise<Reservation> =>
+    budget.tryReserve(bytes) ?? waitFor(budget.reserve(bytes, call.signal));
 
   return async function admissionEndpoint(phase: WebhookPhase, req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (deps.requireClientCertificate && !(req.socket as TLSSocket).authorized) {
@@ -160,13 +186,13 @@ export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
       return;
     }
     const started = performance.now();
-    const timing = admissionTiming(req.url, limits.maxTimeoutMs);
+    const timing = timingOf(req.url);
     const deadline = Date.now() + timing.budgetMs;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DeadlineExceededError(timing.budgetMs)), timing.budgetMs);
+    const call = new CallAbort();
+    const timer = setTimeout(() => call.abort(new DeadlineExceededError(timing.budgetMs)), timing.budgetMs);
     // The API server gives up (and closes the connection) when its own timeout passes.
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new ClientAbortError());
+      if (!res.writableFinished) call.abort(new ClientAbortError());
     };
     res.once('close', onClose);
     inFlight++;
@@ -175,13 +201,13 @@ export function createAdmissionEndpoint(deps: AdmissionEndpointDeps) {
     let bodyRead = false;
     try {
       const length = checkHeaders(req);
-      bodyReservation = await waitFor(limits.bodies.reserve(length ?? CHUNKED_INITIAL_BYTES, controller.signal));
-      const { body, parseCost } = await receiveBody(req, length, bodyReservation, controller.signal);
+      bodyReservation = await reserve(limits.bodies, length ?? CHUNKED_INITIAL_BYTES, call);
+      const { body, parseCost } = await receiveBody(req, length, bodyReservation, call);
       bodyRead = true;
-      parseReservation = await waitFor(limits.parsing.reserve(parseCost, controller.signal));
+      parseReservation = await reserve(limits.parsing, parseCost, call);
       const parse = () => parseJson(body);
-      const parsed = parseReservation.large ? await waitFor(lane.run(controller.signal, parse)) : parse();
-      await admit(phase, parsed, res, deps, controller.signal, deadline, timing, started);
+      const parsed = parseReservation.large ? await waitFor(lane.run(call.signal, parse)) : parse();
+      await admit(phase, parsed, res, deps, call, deadline, timing, started);
     } catch (error) {
       answerFailure(error, phase, req, res, deps, timing, started, bodyRead);
     } finally {
@@ -245,21 +271,19 @@ async function admit(
   body: unknown,
   res: ServerResponse,
   deps: AdmissionEndpointDeps,
-  signal: AbortSignal,
+  call: CallAbort,
   deadline: number,
   timing: AdmissionTiming,
   started: number,
 ): Promise<void> {
   const request = decodeAdmissionReview(body);
-  const { response, result } = await handleAdmission(request, phase, deps, signal, deadline);
+  const { response, result } = await handleAdmission(request, phase, deps, () => call.signal, deadline);
   countRuleResults(result, deps.metrics);
-  if (signal.aborted && signal.reason instanceof ClientAbortError) throw signal.reason;
+  if (call.aborted && call.reason instanceof ClientAbortError) throw call.reason;
   const durationMs = performance.now() - started;
-  deps.metrics.admissionDuration.observe(
-    { webhook: phase, operation: request.operation, kind: kindLabel(deps.rules(), request.kind), verdict: verdictOf(response) },
-    durationMs / 1000,
-  );
+  const verdict = verdictOf(response);
+  observeAdmission(deps.metrics, deps.rules(), phase, request, verdict, durationMs / 1000);
   if (durationMs > timing.timeoutMs) deps.metrics.late.inc({ webhook: phase });
-  logAdmission(deps.logger, phase, request, response, result, durationMs);
+  logAdmission(deps.logger, phase, request, response, result, durationMs, verdict);
   sendJson(res, 200, toReview(response));
 }

@@ -23,32 +23,36 @@ export function logAdmission(
   response: AdmissionResponse,
   result: PhaseResult,
   durationMs: number,
+  verdict: string = verdictOf(response),
 ): void {
-  const fired = result.results.filter((r) => r.result !== 'skipped').map((r) => `${r.rule}:${r.mode}:${r.result}`);
+  const fired: string[] = [];
   // Why each failed rule failed, in the same line (reasons are built from gitops-guard's own
   // messages and name objects only, never their data). A failed rule admitted the object
   // unchanged (or denied it, per onError): worth a warning, not just an info line.
-  const failed = result.results.filter((r) => r.result === 'error');
-  const ruleErrors = failed.length > 0 ? Object.fromEntries(failed.map((r) => [r.rule, r.reason ?? 'unknown error'])) : undefined;
-  logger[ruleErrors ? 'warn' : 'info'](
-    {
-      uid: request.uid,
-      webhook: phase,
-      kind: `${request.kind.group ? `${request.kind.group}/` : ''}${request.kind.kind}`,
-      namespace: request.namespace,
-      name: request.name,
-      operation: request.operation,
-      dryRun: request.dryRun === true,
-      rules: fired,
-      verdict: verdictOf(response),
-      patchOps: result.patch.length,
-      warnings: response.warnings?.length ?? 0,
-      ...(ruleErrors ? { ruleErrors } : {}),
-      durationMs: Math.round(durationMs * 1000) / 1000,
-    },
-    'admission',
-  );
-  if (logger.isLevelEnabled('debug') && request.kind.kind !== 'Secret') {
+  let ruleErrors: Record<string, string> | undefined;
+  for (const r of result.results) {
+    if (r.result === 'skipped') continue;
+    fired.push(`${r.rule}:${r.mode}:${r.result}`);
+    if (r.result === 'error') (ruleErrors ??= {})[r.rule] = r.reason ?? 'unknown error';
+  }
+  const line: Record<string, unknown> = {
+    uid: request.uid,
+    webhook: phase,
+    kind: request.kind.group ? `${request.kind.group}/${request.kind.kind}` : request.kind.kind,
+    namespace: request.namespace,
+    name: request.name,
+    operation: request.operation,
+    dryRun: request.dryRun === true,
+    rules: fired,
+    verdict,
+    patchOps: result.patch.length,
+    warnings: response.warnings?.length ?? 0,
+  };
+  if (ruleErrors) line['ruleErrors'] = ruleErrors;
+  line['durationMs'] = Math.round(durationMs * 1000) / 1000;
+  if (ruleErrors) logger.warn(line, 'admission');
+  else logger.info(line, 'admission');
+  if (request.kind.kind !== 'Secret' && logger.isLevelEnabled('debug')) {
     logger.debug({ uid: request.uid, object: request.object, patch: result.patch }, 'admission body');
   }
 }

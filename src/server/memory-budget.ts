@@ -23,7 +23,7 @@ export interface Reservation {
 }
 
 interface Waiter {
-  reservation: MutableReservation;
+  reservation: BudgetReservation;
   bytes: number;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -31,10 +31,20 @@ interface Waiter {
   onAbort: () => void;
 }
 
-interface MutableReservation extends Reservation {
-  bytes: number;
-  large: boolean;
-  released: boolean;
+class BudgetReservation implements Reservation {
+  bytes = 0;
+  large = false;
+  released = false;
+
+  constructor(private readonly budget: MemoryBudget) {}
+
+  resize(bytes: number, signal: AbortSignal): Promise<void> {
+    return this.budget.resizeReservation(this, bytes, signal);
+  }
+
+  release(): void {
+    this.budget.releaseReservation(this);
+  }
 }
 
 export interface MemoryBudgetOptions {
@@ -81,18 +91,25 @@ export class MemoryBudget {
 
   /** Reserves `bytes`, waiting in line while the budget is used up; rejects with `signal`'s reason. */
   async reserve(bytes: number, signal: AbortSignal): Promise<Reservation> {
-    const reservation: MutableReservation = {
-      bytes: 0,
-      large: false,
-      released: false,
-      resize: (next, resizeSignal) => this.resize(reservation, next, resizeSignal),
-      release: () => this.release(reservation),
-    };
-    await this.resize(reservation, bytes, signal);
+    const reservation = new BudgetReservation(this);
+    await this.resizeReservation(reservation, bytes, signal);
     return reservation;
   }
 
-  private resize(reservation: MutableReservation, bytes: number, signal: AbortSignal): Promise<void> {
+  /**
+   * The reservation at once when `bytes` fit now and nobody is waiting (what `reserve` would
+   * grant without waiting), else undefined: the caller then waits with `reserve`. Ordinary
+   * requests pass without a promise or an abort listener.
+   */
+  tryReserve(bytes: number): Reservation | undefined {
+    if (this.queue.length > 0 || bytes > this.maxFor(bytes) || !this.fits(bytes, bytes)) return undefined;
+    const reservation = new BudgetReservation(this);
+    this.grant(reservation, bytes);
+    return reservation;
+  }
+
+  /** Reservation.resize (reservations call back into their budget). */
+  resizeReservation(reservation: BudgetReservation, bytes: number, signal: AbortSignal): Promise<void> {
     if (reservation.released) return Promise.reject(new Error('reservation already released'));
     if (bytes > this.maxFor(bytes)) {
       return Promise.reject(new BudgetExceededError(`needs ${mib(bytes)} MiB, more than the ${mib(this.maxFor(bytes))} MiB a request may use`));
@@ -131,13 +148,14 @@ export class MemoryBudget {
     return this.usedBytes + delta <= limit;
   }
 
-  private grant(reservation: MutableReservation, bytes: number): void {
+  private grant(reservation: BudgetReservation, bytes: number): void {
     this.usedBytes += bytes - reservation.bytes;
     reservation.bytes = bytes;
     reservation.large = this.isLarge(bytes);
   }
 
-  private release(reservation: MutableReservation): void {
+  /** Reservation.release. */
+  releaseReservation(reservation: BudgetReservation): void {
     if (reservation.released) return;
     reservation.released = true;
     this.usedBytes -= reservation.bytes;

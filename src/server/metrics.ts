@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GroupVersionKind } from '../api/types.js';
+import type { AdmissionRequest, GroupVersionKind, WebhookPhase } from '../api/types.js';
 import type { RuleSet } from '../rules/types.js';
 
 /** Why an admission call was not answered with a review (gitops_guard_admission_rejected_total). */
@@ -54,6 +54,24 @@ export function kindLabel(ruleSet: RuleSet, kind: GroupVersionKind): string {
 }
 
 const SELECTED_KINDS = new WeakMap<RuleSet, Set<string>>();
+
+type DurationSeries = ReturnType<Metrics['admissionDuration']['labels']>;
+const DURATION_SERIES = new WeakMap<Metrics, Map<string, DurationSeries>>();
+
+/**
+ * Observes one admission's duration. The series of each label combination is looked up once
+ * and kept: prom-client otherwise sorts and hashes the four labels on every call. Every label is
+ * bounded (webhook, operation and verdict are fixed sets, `kind` is kindLabel's), so is the map.
+ */
+export function observeAdmission(metrics: Metrics, ruleSet: RuleSet, phase: WebhookPhase, request: AdmissionRequest, verdict: string, seconds: number): void {
+  const kind = kindLabel(ruleSet, request.kind);
+  let series = DURATION_SERIES.get(metrics);
+  if (!series) DURATION_SERIES.set(metrics, (series = new Map()));
+  const key = `${phase} ${request.operation} ${kind} ${verdict}`;
+  let child = series.get(key);
+  if (!child) series.set(key, (child = metrics.admissionDuration.labels({ webhook: phase, operation: request.operation, kind, verdict })));
+  child.observe(seconds);
+}
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();

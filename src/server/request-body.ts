@@ -1,5 +1,6 @@
 import { isAscii } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import { signalOf, type AbortSource } from './call-abort.js';
 import { JsonCostScanner } from './json-cost.js';
 import type { Reservation } from './memory-budget.js';
 
@@ -57,7 +58,7 @@ export interface ReceivedBody {
  * aborts, with ClientAbortError when the client goes away, with BodyTooLargeError past
  * MAX_BODY_BYTES.
  */
-export function receiveBody(req: IncomingMessage, length: number | undefined, reservation: Reservation, signal: AbortSignal): Promise<ReceivedBody> {
+export function receiveBody(req: IncomingMessage, length: number | undefined, reservation: Reservation, signal: AbortSource): Promise<ReceivedBody> {
   const scanner = length === undefined || length > SCAN_THRESHOLD_BYTES ? new JsonCostScanner() : undefined;
   return new Promise<ReceivedBody>((resolve, reject) => {
     let fixed: Buffer | undefined;
@@ -100,7 +101,7 @@ export function receiveBody(req: IncomingMessage, length: number | undefined, re
       chunks.push(chunk);
       if (offset > reservation.bytes) {
         req.pause();
-        reservation.resize(Math.min(MAX_BODY_BYTES, Math.max(offset, 2 * reservation.bytes)), signal).then(
+        reservation.resize(Math.min(MAX_BODY_BYTES, Math.max(offset, 2 * reservation.bytes)), signalOf(signal)).then(
           () => {
             if (!settled) req.resume();
           },
