@@ -20,11 +20,12 @@ export const DEFAULT_READ_CONNECTIONS = 256;
  */
 export const MAX_CONFIG_SOURCE_BYTES = 16 * 1024 * 1024;
 
-const PLURAL = { ConfigMap: 'configmaps', Secret: 'secrets' } as const;
+/** The resources the reader GETs (RBAC: `get` on exactly these). */
+export const CONFIG_SOURCE_RESOURCES = { ConfigMap: 'configmaps', Secret: 'secrets' } as const;
 
 /** `/api/v1/namespaces/ns/configmaps/name`. */
 export function configSourcePath(ref: ObjectRef): string {
-  return `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/${PLURAL[ref.kind]}/${encodeURIComponent(ref.name)}`;
+  return `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/${CONFIG_SOURCE_RESOURCES[ref.kind]}/${encodeURIComponent(ref.name)}`;
 }
 
 /** A read has no conflicts: any other answer it cannot use is the server's failure. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { KubeObject } from '../../src/api/types.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { DEFAULT_RESOURCES, expiredStatus, KubeStore, qualified, status, type ApiAnswer, type ResourceType, type StoredEvent, type Status } from './kube-store.js';
@@ -57,6 +58,8 @@ export interface RecordedRequest {
   path: string;
   query: string;
   authorized: boolean;
+  /** Common name of the verified client certificate the caller presented (servers started with `clientCaPem`). */
+  clientCertificate?: string;
   /** Set when the client went away before the answer was complete (e.g. it timed out). */
   abandoned?: boolean;
   /** Request body (parsed JSON when it is JSON), for POST, PUT and PATCH. */
@@ -68,6 +71,8 @@ export interface KubeApiServerOptions {
   resources?: readonly ResourceType[];
   /** How many store events WATCH can replay; older resourceVersions get 410 Expired (default 1000). */
   historyLimit?: number;
+  /** Also authenticate callers by a client certificate this CA signed (as kube-apiserver's --client-ca-file). */
+  clientCaPem?: string;
 }
 
 interface Target {
@@ -145,7 +150,8 @@ export class KubeApiServer {
     const tls = testTls();
     const token = options.token ?? randomBytes(16).toString('hex');
     let instance: KubeApiServer | undefined;
-    const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => instance!.handle(req, res));
+    const clientAuth = options.clientCaPem ? { ca: options.clientCaPem, requestCert: true, rejectUnauthorized: false } : {};
+    const server = createServer({ cert: tls.certPem, key: tls.keyPem, ...clientAuth }, (req, res) => instance!.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
@@ -286,8 +292,12 @@ export class KubeApiServer {
     }
     const url = new URL(req.url ?? '/', 'https://localhost');
     const method = req.method ?? 'GET';
-    const authorized = req.headers.authorization === `Bearer ${this.token}`;
-    const record: RecordedRequest = { method, path: url.pathname, query: url.search, authorized };
+    const socket = req.socket as TLSSocket;
+    // A resumed TLS session reports `authorized` without any certificate: a verified peer certificate counts, nothing else.
+    const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+    const clientCertificate = typeof peer?.subject?.CN === 'string' ? peer.subject.CN : undefined;
+    const authorized = req.headers.authorization === `Bearer ${this.token}` || clientCertificate !== undefined;
+    const record: RecordedRequest = { method, path: url.pathname, query: url.search, authorized, ...(clientCertificate ? { clientCertificate } : {}) };
     this.requests.push(record);
     res.on('close', () => {
       if (!res.writableFinished) record.abandoned = true;
