@@ -3,7 +3,6 @@ import { dirname } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { generateChecksumKey } from '../actions/checksum/key.js';
 import { createRegistry } from '../actions/registry.js';
-import { generateCertificates, writeCertificates } from '../certs/generate.js';
 import { getHeapStatistics } from 'node:v8';
 import { ClientNodeReader, DEFAULT_READ_CONNECTIONS } from '../kube/client-node-reader.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
@@ -102,9 +101,13 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   };
 }
 
-/** `npm start` on a fresh machine: certificates for localhost and a checksum key, once. */
-function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): void {
+/**
+ * `npm start` on a fresh machine: certificates for localhost and a checksum key, once. The
+ * certificate code (node-forge) loads only here: a deployed server never generates certificates.
+ */
+async function ensureDevelopmentFiles(config: ServeConfig, io: CliIo): Promise<void> {
   if (!existsSync(config.tlsCertPath) || !existsSync(config.tlsKeyPath)) {
+    const { generateCertificates, writeCertificates } = await import('../certs/generate.js');
     const certs = generateCertificates({ service: 'gitops-guard', namespace: 'gitops-guard', days: 30, development: true });
     const dir = dirname(config.tlsCertPath);
     const written = writeCertificates(dir, certs);
@@ -135,7 +138,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<RunningServer
     io.stdout.write(serveHelp);
     return 0;
   }
-  if (config.devCerts) ensureDevelopmentFiles(config, io);
+  if (config.devCerts) await ensureDevelopmentFiles(config, io);
   // The key is needed only when the rules stamp checksums; startServer then checks certificates
   // and the rules (again: a later reload must not add a stamping rule a missing key cannot serve).
   const registry = createRegistry();
