@@ -57,6 +57,12 @@ export async function measure(child: Child, job: LoadJob, files: RunFiles, cores
   }
 }
 
+/** A smoke run's one point: concurrency 50, where the targets are judged, or 5 for bodies of a megabyte and more. */
+function smokeConcurrency(scenario: Scenario): number {
+  const largest = Math.max(...scenario.requests.map((r) => Buffer.byteLength(r.body)));
+  return largest >= 512 * 1024 ? 5 : Math.min(50, scenario.defaultConcurrency[0]!);
+}
+
 export function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
@@ -69,7 +75,7 @@ export async function runScenario(scenario: Scenario, files: RunFiles, options: 
   try {
     startupRssBytes = readMemory(server.child.pid)?.rss ?? 0;
     await preflight(server.port, files.caFile, scenario, files.profile);
-    for (const connections of options.concurrency ?? scenario.defaultConcurrency) {
+    for (const connections of options.concurrency ?? (options.smoke ? [smokeConcurrency(scenario)] : scenario.defaultConcurrency)) {
       // The API's statistics window starts with the measured phase (warm-up reads are left out).
       let windowStart: Promise<unknown> | undefined;
       const job = loadJob(scenario, files, server.port, connections, options, 'admission');

@@ -16,7 +16,8 @@ export const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
   --audit-runs N        time "gitops-guard audit" over the corpus N times (default: 5; 0 to skip)
   --soak                200,000 requests of owner + checksum mixed; RSS at start, middle and end
   --soak-requests N     requests in the soak (default: 200000)
-  --smoke               a seconds-long run proving the script works (no meaningful numbers)
+  --smoke               a seconds-long run proving the script works (no meaningful numbers): one short
+                        point per scenario, at concurrency 50 (5 for the large bodies)
   --log-level LEVEL     server log level (default: info, as deployed; logs go to a file)
   --cpu-prof            run the server under node --cpu-prof (profiles in .tmp/bench-prof/)
   --no-pin              do not pin processes to cores
@@ -85,7 +86,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   for (const id of scenarios) {
     if (!all.includes(id)) throw new Error(`unknown scenario "${id}" (expected ${all.join(', ')})`);
   }
-  const concurrency = (values.concurrency ?? (smoke ? '5' : undefined))?.split(',').map((c) => Math.floor(number(c.trim(), 'concurrency', 0, 1)));
+  const concurrency = values.concurrency?.split(',').map((c) => Math.floor(number(c.trim(), 'concurrency', 0, 1)));
   return {
     scenarios: scenarios.filter((id): id is ScenarioId => id !== 'controller'),
     ...(concurrency ? { concurrency } : {}),

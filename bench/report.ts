@@ -150,9 +150,15 @@ function latency(summary: LatencySummary): string[] {
   return [ms(summary.p50), ms(summary.p90), ms(summary.p99), ms(summary.max)];
 }
 
+/** Server CPU per call as a multiple of the bare baseline's, for the same bodies in the same run. */
+function cpuRatio(point: PointResult): string | undefined {
+  const base = point.baseline?.cpuPerRequestUs;
+  return base ? `${(point.server.cpuPerRequestUs / base).toFixed(1)}x` : undefined;
+}
+
 /** The compact table: one row per scenario and concurrency. */
 export function formatTable(results: BenchResults): string {
-  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'base us/req', 'cpu%'];
+  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'base us/req', 'cpu x base', 'cpu%', 'load 1m'];
   const rows: string[][] = [];
   for (const scenario of results.scenarios) {
     for (const point of scenario.points) {
@@ -169,7 +175,9 @@ export function formatTable(results: BenchResults): string {
         mib(s.maxRssBytes),
         String(s.cpuPerRequestUs),
         point.baseline ? String(point.baseline.cpuPerRequestUs) : '-',
+        cpuRatio(point) ?? '-',
         String(Math.round(s.cpuUtilization * 100)),
+        s.loadAverage1m.map((l) => l.toFixed(1)).join('/'),
       ]);
     }
   }
@@ -242,6 +250,25 @@ export function evaluateTargets(results: BenchResults): TargetCheck[] {
     const values = (scenario(id)?.points ?? []).map((p) => p.throughputRatio).filter((r): r is number => r !== undefined);
     return values.length ? Math.min(...values) : undefined;
   };
+
+  // Server CPU per call at c=50, each path against the bare node:https baseline of the same run.
+  const cpuTarget = (id: ScenarioId, title: string, maxUs: number) => {
+    if (!scenario(id)) return;
+    const p = point(id, 50);
+    const measured = p
+      ? `${p.server.cpuPerRequestUs} us/call; baseline ${p.baseline ? `${p.baseline.cpuPerRequestUs} us/call, ${cpuRatio(p)} the baseline` : 'not run'}; ` +
+        `${p.server.requestsPerSecond.toFixed(0)} req/s (baseline ${p.baseline ? p.baseline.requestsPerSecond.toFixed(0) : '-'}), p99 ${ms(p.server.latencyMs.p99)} ms; ` +
+        `load average ${p.server.loadAverage1m.map((l) => l.toFixed(2)).join(' -> ')}`
+      : 'not run at c=50';
+    targets.push(check(`${id} (${title}): server CPU <= ${maxUs} us per call at concurrency 50`, measured, p ? p.server.cpuPerRequestUs <= maxUs : undefined));
+  };
+  cpuTarget('checksum', 'Deployment CREATE, 3 reads', 400);
+  const c50 = point('checksum', 50);
+  if (scenario('checksum')) {
+    targets.push(check('checksum: p99 <= 20 ms at concurrency 50', c50 ? `${ms(c50.server.latencyMs.p99)} ms` : 'not run at c=50', c50 ? c50.server.latencyMs.p99 <= 20 : undefined));
+  }
+  cpuTarget('owner', 'mutate + validate', 90);
+  cpuTarget('fastpath', 'no rule matches', 50);
 
   if (scenario('owner')) {
     const r = minRatio('owner');

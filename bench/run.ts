@@ -71,7 +71,7 @@ async function main(): Promise<number> {
   if (files.addedChecksumRule) notes.push('rules/default-rules.yaml has no stampConfigChecksum rule; the bench appends the stamp-config-checksum rule from docs/config-checksum.md');
   notes.push('latency excludes each connection\'s first answer (TLS handshake); keep-alive connections as the API server uses');
   notes.push('autocannon does not verify the server certificate (it forces rejectUnauthorized: false); the handshake and encryption costs are real');
-  if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing');
+  if (options.smoke) notes.push('smoke mode: proves the script works; the numbers mean nothing; the server stops without its shutdown delay');
   const [load1] = loadavg();
   if (!options.smoke && load1! > 0.5) notes.push(`the machine was busy when the run started (load average ${load1!.toFixed(2)}): other work competes for both cores`);
   notes.push(
