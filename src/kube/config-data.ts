@@ -18,13 +18,20 @@ export interface DecodedConfig {
   problems: string[];
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Padded base64: whole groups of four from the alphabet, at most two `=` at the end. With the
+ * length a multiple of four this is `(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?`,
+ * as one character class the regular expression engine scans much faster (every Secret value
+ * read at admission goes through it).
+ */
+const BASE64_CHARACTERS = /^[A-Za-z0-9+/]*={0,2}$/;
+const isBase64 = (value: string): boolean => value.length % 4 === 0 && BASE64_CHARACTERS.test(value);
 
 /** Strict base64 (as the API server validates it); line breaks, as YAML block scalars leave them, are ignored. */
 function decodeBase64(value: string): Buffer | null {
-  if (BASE64.test(value)) return Buffer.from(value, 'base64');
+  if (isBase64(value)) return Buffer.from(value, 'base64');
   const compact = value.replace(/[\r\n]/g, '');
-  return compact !== value && BASE64.test(compact) ? Buffer.from(compact, 'base64') : null;
+  return compact !== value && isBase64(compact) ? Buffer.from(compact, 'base64') : null;
 }
 
 function isMap(value: unknown): value is Record<string, unknown> {
