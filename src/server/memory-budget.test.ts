@@ -14,6 +14,33 @@ const settled = async (promise: Promise<unknown>) => {
 };
 
 describe('MemoryBudget', () => {
+  it('tryReserve grants at once exactly what reserve would grant without waiting, and nothing past a waiting request', async () => {
+    const b = budget();
+    const first = b.tryReserve(50)!;
+    expect(first).toMatchObject({ bytes: 50, large: true });
+    expect(b.used).toBe(50);
+    // Large requests may use 80 of the 100: 40 more would not fit now.
+    expect(b.tryReserve(40)).toBeUndefined();
+    expect(b.used).toBe(50);
+    const small = b.tryReserve(8)!;
+    expect(small).toMatchObject({ bytes: 8, large: false });
+    // More than any request may use: refused here, and reserve says why.
+    expect(b.tryReserve(200)).toBeUndefined();
+    await expect(b.reserve(200, never)).rejects.toBeInstanceOf(BudgetExceededError);
+    // Someone waits: a request that would fit does not overtake it.
+    const waiting = b.reserve(40, never);
+    expect(await settled(waiting)).toBe(false);
+    expect(b.tryReserve(1)).toBeUndefined();
+    first.release();
+    expect((await waiting).bytes).toBe(40);
+    // A granted reservation resizes and releases like one from reserve.
+    await small.resize(12, never);
+    expect(b.used).toBe(52);
+    small.release();
+    (await waiting).release();
+    expect(b.used).toBe(0);
+  });
+
   it('grants in arrival order while it fits, and makes the rest wait until memory is given back', async () => {
     const b = budget();
     const first = await b.reserve(50, never);
