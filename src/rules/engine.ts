@@ -192,6 +192,7 @@ async function runAction(
 ): Promise<ActionResult> {
   const action = deps.registry.get(rule.action.type);
   if (!action) throw new Error(`unknown action ${rule.action.type}`);
+  let made: AbortSignal | undefined;
   return action.run(rule.action.params, {
     request,
     object,
@@ -199,7 +200,10 @@ async function runAction(
     kube: deps.kube,
     settings: deps.settings,
     logger: ruleLogger(deps.logger, rule.name),
-    signal: typeof signal === 'function' ? signal() : (signal ?? new AbortController().signal),
+    // Made when the action first looks at it: most actions never wait on anything.
+    get signal(): AbortSignal {
+      return (made ??= typeof signal === 'function' ? signal() : (signal ?? new AbortController().signal));
+    },
     ...(deadline !== undefined ? { deadline } : {}),
     report,
   });
