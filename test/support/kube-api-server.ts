@@ -67,6 +67,8 @@ export interface RecordedRequest {
   abandoned?: boolean;
   /** Request body (parsed JSON when it is JSON), for POST, PUT and PATCH. */
   body?: unknown;
+  /** The Accept header, when one was sent. */
+  accept?: string;
 }
 
 export interface KubeApiServerOptions {
@@ -293,7 +295,7 @@ export class KubeApiServer {
     const url = new URL(req.url ?? '/', 'https://localhost');
     const method = req.method ?? 'GET';
     const authorized = req.headers.authorization === `Bearer ${this.token}`;
-    const record: RecordedRequest = { method, path: url.pathname, query: url.search, authorized };
+    const record: RecordedRequest = { method, path: url.pathname, query: url.search, authorized, ...(req.headers.accept ? { accept: req.headers.accept } : {}) };
     this.requests.push(record);
     res.on('close', () => {
       if (!res.writableFinished) record.abandoned = true;
