@@ -141,6 +141,7 @@ export async function runScan(deps: ScanDeps, options: ScanOptions): Promise<Sca
 
   const examiner = new Examiner(deps, options, claims);
   const scanned: ScanResult['scanned'] = [];
+  const unlisted = new Set<string>();
   for (const resource of plan.resources) {
     const scopes: (string | undefined)[] = resource.namespaced && options.namespaces ? [...options.namespaces] : [undefined];
     let objects = 0;
@@ -157,12 +158,13 @@ export async function runScan(deps: ScanDeps, options: ScanOptions): Promise<Sca
         objects += listed;
       } catch (error) {
         if (signal?.aborted) throw error;
+        unlisted.add(`${resource.group}/${resource.kind}`);
         fail(`listing ${resourceName(resource)}${namespace ? ` in namespace ${namespace}` : ''} failed (${why(error)}): those objects were not scanned`);
       }
     }
     scanned.push({ resource: resourceName(resource), objects });
   }
-  if (claims) findings.push(...examiner.unseenSharedObjects(plan.resources));
+  if (claims) findings.push(...examiner.unseenSharedObjects(plan.resources, unlisted));
 
   return {
     findings,
@@ -269,7 +271,7 @@ class Examiner {
   }
 
   /** Objects the apps' status claims twice that were not examined: of a kind the rules do not select, outside the namespaces scanned, or missing. */
-  unseenSharedObjects(resources: readonly ListableResource[]): Finding[] {
+  unseenSharedObjects(resources: readonly ListableResource[], unlisted: ReadonlySet<string>): Finding[] {
     const findings: Finding[] = [];
     for (const { key, claim, apps } of this.claims!.shared()) {
       if (this.reported.has(key)) continue;
@@ -277,7 +279,12 @@ class Examiner {
       const listed = resources.some((r) => r.group === claim.group && r.kind === claim.kind);
       const ref = { apiVersion: claim.group ? `${claim.group}/${claim.version || 'v1'}` : claim.version || 'v1', kind: claim.kind, ...(claim.namespace ? { namespace: claim.namespace } : {}), name: claim.name };
       const plural = resources.find((r) => r.group === claim.group && r.kind === claim.kind)?.plural ?? claim.kind.toLowerCase();
-      findings.push(sharedObjectFinding(ref, kubectlResource({ group: claim.group, plural }), apps, { unread: listed ? 'it does not exist now' : 'the rules select no objects of its kind, so the scan does not list them' }));
+      const unread = unlisted.has(`${claim.group}/${claim.kind}`)
+        ? 'its kind could not be listed'
+        : listed
+          ? 'it does not exist now'
+          : 'the rules select no objects of its kind, so the scan does not list them';
+      findings.push(sharedObjectFinding(ref, kubectlResource({ group: claim.group, plural }), apps, { unread }));
     }
     return findings;
   }

@@ -21,9 +21,13 @@ export interface Holder {
   unread?: string;
 }
 
-/** The owner id an Application's syncs write (`argocd:<name>`, or `argocd:<namespace>_<name>` outside Argo CD's namespace), judged by the holder's form. */
-function ownerIdOf(app: AppRef, holder: Holder): string {
-  const plain = !holder.app || !holder.owner || (holder.app.namespace === app.namespace && !holder.owner.instance.includes('_'));
+/**
+ * The owner id an Application's syncs write: `argocd:<name>` for an app in Argo CD's own
+ * namespace, `argocd:<namespace>_<name>` outside it. Which namespace is Argo CD's is judged by the
+ * holder: an app in the holder's namespace whose tracking id has the short form has it too.
+ */
+function ownerIdOf(app: AppRef, holder: Holder & { app: AppRef }): string {
+  const plain = holder.app.namespace === app.namespace && !!holder.owner && !holder.owner.instance.includes('_');
   return `argocd:${plain ? app.name : `${app.namespace}_${app.name}`}`;
 }
 
@@ -35,10 +39,11 @@ export function sharedObjectFinding(ref: ResourceRef, kubectlResource: string, c
   else if (holder.app) holds = `${appName(holder.app)} holds it now (${holder.owner!.id}, from its tracking metadata)`;
   else if (holder.owner) holds = `its tracking metadata names ${holder.owner.id}, which is none of them`;
   else holds = 'its tracking metadata names no owner';
-  const other = claimants.find((app) => !holder.app || appName(app) !== appName(holder.app));
+  // A handover goes from the app holding it to another: named only when the holder is known.
+  const other = holder.app && claimants.find((app) => appName(app) !== appName(holder.app!));
   const handover = other
-    ? `, or hand it over: kubectl annotate ${kubectlResource} ${ref.name}${ref.namespace ? ` -n ${ref.namespace}` : ''} ${HANDOVER_ANNOTATION}=${ownerIdOf(other, holder)}`
-    : '';
+    ? `, or hand it over: kubectl annotate ${kubectlResource} ${ref.name}${ref.namespace ? ` -n ${ref.namespace}` : ''} ${HANDOVER_ANNOTATION}=${ownerIdOf(other, holder as Holder & { app: AppRef })}`
+    : `, or have the app holding it hand it over (${HANDOVER_ANNOTATION})`;
   return {
     check: CHECKS.sharedObject.check,
     rule: CHECKS.sharedObject.rule,
