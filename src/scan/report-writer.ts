@@ -31,8 +31,7 @@ import {
  *   timestamps) is kept in an annotation, read back with a metadata-only list. Timestamps thus
  *   say when a report's results last changed.
  *
- * RBAC: `list` on the report kinds (to find the reports to clear and their digests), `create` and
- * `patch` to apply them; nothing else.
+ * RBAC: REPORT_VERBS on the report kinds; nothing else.
  */
 
 export type ReportsSetting = 'auto' | 'wgpolicyk8s' | 'openreports' | 'off';
@@ -69,6 +68,13 @@ export interface WriteReportsResult {
   failed: { report: string; error: string }[];
 }
 
+/**
+ * What writing a report kind takes: list (the reports written before, to clear and to skip),
+ * patch (server-side apply) and create (an apply that creates the report is also authorized as a
+ * create). A kind the cluster serves without all three is not written; RBAC grants exactly these.
+ */
+export const REPORT_VERBS = ['list', 'create', 'patch'] as const;
+
 const FORMAT_OF: Record<Exclude<ReportsSetting, 'off' | 'auto'>, ReportFormat> = { wgpolicyk8s: 'policyreport', openreports: 'openreports' };
 
 interface ServedReports {
@@ -82,7 +88,7 @@ async function served(deps: ReportWriterDeps, format: ReportFormat, signal?: Abo
   const [group, version] = api.apiVersion.split('/') as [string, string];
   const resources = await deps.discovery.resourceTypes(group, version, signal);
   const find = (kind: string): ListableResource | undefined => {
-    const r = resources?.find((x) => x.kind === kind && ['list', 'create', 'patch'].every((v) => x.verbs.has(v)));
+    const r = resources?.find((x) => x.kind === kind && REPORT_VERBS.every((v) => x.verbs.has(v)));
     return r && { group, version, kind: r.kind, plural: r.plural, namespaced: r.namespaced };
   };
   const namespaced = find(api.namespacedKind);
