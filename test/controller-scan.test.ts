@@ -12,13 +12,16 @@ import { CORPUS_DIR } from './support/corpus.js';
 import { crdValidator, readCrd } from './support/crd-schema.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { SCANNED_CLUSTER_RESOURCES } from './support/kube-store.js';
+import type { ReportsSetting } from '../src/scan/report-writer.js';
 import { fillScanCluster, resourceStatus, type ScanClusterFacts } from './support/scan-cluster.js';
 
 /**
  * The rollout controller's leader scanning the cluster and keeping the policy reports current
  * through the API (server-side apply), against the test API server filled from the Airflow
  * fixtures, with the report CRDs installed: the reports follow an Application that stops
- * claiming the seed case's binding, a deleted workload, and stay as they are when nothing changed.
+ * claiming the seed case's binding, a deleted workload, and stay as they are when nothing changed;
+ * they carry nothing derived from a Secret. Only report APIs the cluster serves are written, the
+ * one `--reports` names, or none with `--reports off`.
  */
 
 const CRDS = ['wgpolicyk8s.io_clusterpolicyreports.yaml', 'wgpolicyk8s.io_policyreports.yaml'];
@@ -36,20 +39,17 @@ let controller: RolloutController;
 let registry: Registry;
 const logs: string[] = [];
 
-beforeAll(async () => {
-  api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
-  kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(api.writeKubeconfig());
-  facts = await fillScanCluster(api, kubeConfig);
-  for (const file of CRDS) api.put(parse(readFileSync(join(CORPUS_DIR, 'report-crds', file), 'utf8')) as KubeObject);
+const installCrd = (api: KubeApiServer, file: string) => api.put(parse(readFileSync(join(CORPUS_DIR, 'report-crds', file), 'utf8')) as KubeObject);
+
+/** A leader scanning `kubeConfig`'s cluster, in audit mode as a first install runs, after its first scan. */
+async function startScanner(kubeConfig: KubeConfig, registry: Registry, logs: string[], reports?: ReportsSetting): Promise<RolloutController> {
   const { logger, lines } = capturingLogger('debug');
   const push = lines.push.bind(lines);
   lines.push = (...items: string[]) => {
     logs.push(...items);
     return push(...items);
   };
-  registry = new Registry();
-  controller = new RolloutController({
+  const controller = new RolloutController({
     kubeConfig,
     rules: () => defaultRules,
     checksumKey: CONTROLLER_TEST_KEY,
@@ -65,13 +65,24 @@ beforeAll(async () => {
     retryBaseMs: 100,
     // Audit mode, as a first install runs: the controller rolls nothing, the reports say what it would.
     dryRun: true,
-    scan: { intervalMs: 3_600_000, coalesceMs: 150 },
+    scan: { intervalMs: 3_600_000, coalesceMs: 150, ...(reports ? { reports } : {}) },
     registry,
     logger,
   });
   await controller.start();
   await waitFor('leadership', () => controller.leading);
   await waitFor('the first scan', () => controller.scansCompleted >= 1, 15_000);
+  return controller;
+}
+
+beforeAll(async () => {
+  api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
+  kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(api.writeKubeconfig());
+  facts = await fillScanCluster(api, kubeConfig);
+  for (const file of CRDS) installCrd(api, file);
+  registry = new Registry();
+  controller = await startScanner(kubeConfig, registry, logs);
 }, 30_000);
 afterAll(async () => {
   await controller?.stop();
@@ -106,6 +117,16 @@ describe('the controller\'s cluster scan', () => {
     expect(await metric('gitops_guard_scan_runs_total', { result: 'success' })).toBeGreaterThanOrEqual(1);
     // Audit mode: nothing was rolled.
     expect(api.patches.filter((p) => p.path.includes('/deployments/'))).toEqual([]);
+  });
+
+  it('the reports hold no Secret value, nothing derived from it, and not the cluster-key checksum of a Secret consumer', () => {
+    expect(report('canary').results.some((r: any) => r.resources?.[0]?.name === 'vault-reader')).toBe(true);
+    const stored = JSON.stringify([...api.list('wgpolicyk8s.io/v1alpha2', 'PolicyReport'), ...api.list('wgpolicyk8s.io/v1alpha2', 'ClusterPolicyReport')]);
+    const sent = JSON.stringify(api.patches.filter((p) => p.contentType === 'application/apply-patch+yaml').map((p) => p.body));
+    for (const text of [stored, sent]) {
+      for (const derived of facts.canaryDerived) expect(text).not.toContain(derived);
+      expect(text).not.toContain(facts.canaryClusterChecksum.slice(3));
+    }
   });
 
   it('updates the reports when an Application stops claiming the object (the Application watch starts a scan)', async () => {
@@ -154,5 +175,59 @@ describe('the controller\'s cluster scan', () => {
     expect(controller.leading).toBe(false);
     expect((await registry.getSingleMetric('gitops_guard_scan_findings')!.get()).values).toEqual([]);
     expect(await metric('gitops_guard_scan_last_run_timestamp_seconds', {})).toBe(0);
+  });
+});
+
+describe('which report API the controller writes', () => {
+  const clusters: KubeApiServer[] = [];
+  const controllers: RolloutController[] = [];
+  afterAll(async () => {
+    for (const c of controllers) await c.stop();
+    for (const c of clusters) await c.close();
+  });
+  async function scanned(crds: string[], reports?: ReportsSetting) {
+    const api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
+    clusters.push(api);
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(api.writeKubeconfig());
+    await fillScanCluster(api, kubeConfig);
+    for (const file of crds) installCrd(api, file);
+    api.clearRequests();
+    const logs: string[] = [];
+    const controller = await startScanner(kubeConfig, new Registry(), logs, reports);
+    controllers.push(controller);
+    await controller.stop();
+    const completed = logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'cluster scan completed');
+    return { api, completed, reportRequests: (group: string) => api.requests.filter((r) => r.path.startsWith(`/apis/${group}/`)) };
+  }
+  const OPENREPORTS = ['openreports.io_clusterreports.yaml', 'openreports.io_reports.yaml'];
+
+  it('auto on a cluster that serves only openreports.io: ClusterReport and Reports, validating against their CRDs; of wgpolicyk8s.io only discovery is asked', async () => {
+    const { api, completed, reportRequests } = await scanned(OPENREPORTS);
+    expect(completed.reports).toMatchObject({ api: 'openreports', failed: 0 });
+    const cluster = api.get('openreports.io/v1alpha1', 'ClusterReport', '', 'gitops-guard') as any;
+    const validate = { ClusterReport: crdValidator(readCrd(join(CORPUS_DIR, 'report-crds', OPENREPORTS[0]!))), Report: crdValidator(readCrd(join(CORPUS_DIR, 'report-crds', OPENREPORTS[1]!))) };
+    expect(validate.ClusterReport(cluster)).toEqual([]);
+    expect(cluster.results.find((r: any) => r.rule === 'shared-object' && r.resources[0].name === 'airflow-pre-checker-binding')).toMatchObject({ result: 'fail' });
+    const namespaced = api.list('openreports.io/v1alpha1', 'Report');
+    expect(namespaced.map((r) => r.metadata!.namespace).sort()).toEqual(['canary', 'pdp-dev', 'shop', 'smartdq-dev']);
+    for (const r of namespaced) expect(validate.Report(r), r.metadata!.namespace).toEqual([]);
+    expect(reportRequests('wgpolicyk8s.io').map((r) => `${r.method} ${r.path}`)).toEqual(['GET /apis/wgpolicyk8s.io/v1alpha2']);
+  });
+
+  it('--reports wgpolicyk8s on a cluster that serves only openreports.io: nothing written, and the log says why', async () => {
+    const { api, completed, reportRequests } = await scanned(OPENREPORTS, 'wgpolicyk8s');
+    expect(completed.reports).toBe('the cluster serves no report API (wgpolicyk8s.io/v1alpha2): install the CRDs to get reports');
+    expect(api.list('openreports.io/v1alpha1', 'Report')).toEqual([]);
+    expect(reportRequests('openreports.io')).toEqual([]);
+    expect(api.patches.filter((p) => p.contentType === 'application/apply-patch+yaml')).toEqual([]);
+  });
+
+  it('--reports off: the scan runs, no report API is asked or written', async () => {
+    const { api, completed, reportRequests } = await scanned([...CRDS, ...OPENREPORTS], 'off');
+    expect(completed.reports).toBe('reports are turned off (--reports off)');
+    expect(completed.findings.fail).toBeGreaterThan(0);
+    expect([...reportRequests('wgpolicyk8s.io'), ...reportRequests('openreports.io')]).toEqual([]);
+    expect(api.patches.filter((p) => p.contentType === 'application/apply-patch+yaml')).toEqual([]);
   });
 });

@@ -112,7 +112,7 @@ describe('gitops-guard scan', () => {
     const seed = cluster.results.find((r) => r.rule === 'shared-object' && r.result === 'fail')!;
     expect(seed).toMatchObject({ policy: 'single-owner', source: 'gitops-guard', resources: [{ kind: 'ClusterRoleBinding', name: 'airflow-pre-checker-binding' }] });
     expect(cluster.summary.fail).toBeGreaterThanOrEqual(3);
-    if (format === 'policyreport') expect(kubectlReads<PolicyReport>(stdout).map((r) => r.kind)).toEqual(list.items.map((r) => r.kind));
+    expect(kubectlReads<PolicyReport>(stdout).map((r) => r.kind)).toEqual(list.items.map((r) => r.kind));
   });
 
   it('--namespaces: reports for exactly those namespaces (an empty one too, so applying it clears older results)', async () => {
