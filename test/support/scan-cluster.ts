@@ -153,3 +153,47 @@ export async function fillScanCluster(api: KubeApiServer, kubeConfig: KubeConfig
     shopStamped: shopStamped.template.metadata.annotations['gitops-guard.dev/config-checksum']!,
   };
 }
+
+/**
+ * The guide's cluster (docs/audit-to-enforce.md): the two Airflow releases as Argo CD leaves them
+ * with gitops-guard in audit mode, nothing else. Both Applications claim the chart's hard-coded
+ * `ClusterRoleBinding/airflow-pre-checker-binding`; the live binding is what the last sync
+ * (pdp-dev-airflow's) applied; the webservers are stamped and up to date; no owner was recorded.
+ */
+export async function fillAirflowCluster(api: KubeApiServer, kubeConfig: KubeConfig): Promise<void> {
+  for (const release of ['pdp-dev', 'smartdq-dev'] as const) {
+    const app = `${release}-airflow`;
+    const objects = airflowObjects(release);
+    for (const object of objects) {
+      if (object.kind === 'ClusterRoleBinding' && release !== 'pdp-dev') continue;
+      if (object.kind === 'Deployment') await admit(api, kubeConfig, tracked(object, app, release));
+      else api.put(tracked(object, app, release));
+    }
+    api.put(application('argocd', app, release, objects));
+  }
+}
+
+/**
+ * The guide's fix, "one shared app": a third Application, airflow-shared, renders the pre-checker's
+ * ClusterRole and the binding once for every release (one subject per release namespace), both
+ * releases stop rendering the binding (`preChecker.clusterRoleBinding: false` in their values),
+ * and Argo CD has synced all three.
+ */
+export function shareAirflowBinding(api: KubeApiServer): void {
+  const pdp = airflowObjects('pdp-dev');
+  const binding = pdp.find((o) => o.kind === 'ClusterRoleBinding')!;
+  const role = pdp.find((o) => o.kind === 'ClusterRole')!;
+  const labels = { 'app.kubernetes.io/name': 'airflow-shared' };
+  const sharedRole = { ...role, metadata: { name: 'airflow-pre-checker', labels } } as KubeObject;
+  const sharedBinding = {
+    ...binding,
+    metadata: { name: binding.metadata!.name, labels },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'airflow-pre-checker' },
+    subjects: ['pdp-dev', 'smartdq-dev'].map((namespace) => ({ kind: 'ServiceAccount', name: 'airflow-pre-checker', namespace })),
+  } as KubeObject;
+  for (const object of [sharedRole, sharedBinding]) api.put(tracked(object, 'airflow-shared', 'airflow-shared'));
+  api.put(application('argocd', 'airflow-shared', 'airflow-shared', [sharedRole, sharedBinding]));
+  for (const release of ['pdp-dev', 'smartdq-dev'] as const) {
+    api.put(application('argocd', `${release}-airflow`, release, airflowObjects(release).filter((o) => o.kind !== 'ClusterRoleBinding')));
+  }
+}
