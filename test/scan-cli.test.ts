@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -15,7 +16,7 @@ import { configMap, deployment } from './support/kube-fixtures.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { SCANNED_CLUSTER_RESOURCES } from './support/kube-store.js';
 import { kubectlReads } from './support/kubectl.js';
-import { fillScanCluster, SCAN_KEY, type ScanClusterFacts } from './support/scan-cluster.js';
+import { fillAirflowCluster, fillScanCluster, SCAN_KEY, type ScanClusterFacts } from './support/scan-cluster.js';
 
 /**
  * `gitops-guard scan` as users run it (in process, through the CLI's own dispatch), against the
@@ -23,13 +24,15 @@ import { fillScanCluster, SCAN_KEY, type ScanClusterFacts } from './support/scan
  * lists, paging, the progress line, and the Secret canary.
  */
 
-const crd = (file: string) => crdValidator(readCrd(join(CORPUS_DIR, 'report-crds', file)));
-const VALIDATORS: Record<string, CrdValidator> = {
-  ClusterPolicyReport: crd('wgpolicyk8s.io_clusterpolicyreports.yaml'),
-  PolicyReport: crd('wgpolicyk8s.io_policyreports.yaml'),
-  ClusterReport: crd('openreports.io_clusterreports.yaml'),
-  Report: crd('openreports.io_reports.yaml'),
+const CRD_FILES: Record<string, string> = {
+  'wgpolicyk8s.io_clusterpolicyreports.yaml': 'ClusterPolicyReport',
+  'wgpolicyk8s.io_policyreports.yaml': 'PolicyReport',
+  'openreports.io_clusterreports.yaml': 'ClusterReport',
+  'openreports.io_reports.yaml': 'Report',
 };
+const VALIDATORS: Record<string, CrdValidator> = Object.fromEntries(
+  Object.entries(CRD_FILES).map(([file, kind]) => [kind, crdValidator(readCrd(join(CORPUS_DIR, 'report-crds', file)))]),
+);
 
 let api: KubeApiServer;
 let kubeconfig: string;
@@ -208,6 +211,59 @@ describe('gitops-guard scan', () => {
       expect(code).toBe(0);
     } finally {
       await clean.close();
+    }
+  });
+});
+
+describe('gitops-guard scan | kubectl apply -f - on a cluster with the report CRDs', () => {
+  /** kubectl against `kubeconfig`, asynchronously (the test API server runs in this process). */
+  const kubectl = (kubeconfigPath: string, args: string[], input: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfigPath, HOME: dir } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(input);
+    });
+
+  it.each([
+    ['policyreport', 'wgpolicyk8s.io/v1alpha2', ['clusterpolicyreport', 'policyreport']],
+    ['openreports', 'openreports.io/v1alpha1', ['clusterreport', 'report']],
+  ] as const)('%s: kubectl applies the List (client dry run, then for real), the stored reports are the output, and applying it again changes nothing', async (format, apiVersion, [clusterKind, kind]) => {
+    const cluster = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
+    try {
+      const path = cluster.writeKubeconfig();
+      const kubeConfig = new KubeConfig();
+      kubeConfig.loadFromFile(path);
+      await fillAirflowCluster(cluster, kubeConfig);
+      for (const file of Object.keys(CRD_FILES)) cluster.put(parse(readFileSync(join(CORPUS_DIR, 'report-crds', file), 'utf8')));
+      const { code, stdout } = await scan(['--kubeconfig', path, '--checksum-key', keyFile, '--format', format]);
+      expect(code).toBe(1);
+      const items = (parse(stdout) as { items: PolicyReport[] }).items;
+      const names = [`${clusterKind}.${apiVersion.split('/')[0]}/gitops-guard`, ...['pdp-dev', 'smartdq-dev'].map(() => `${kind}.${apiVersion.split('/')[0]}/gitops-guard`)];
+      // Client-side validation needs the OpenAPI documents, which the test API server does not
+      // serve; the reports are validated against the CRDs' schemas above.
+      const dryRun = await kubectl(path, ['apply', '--dry-run=client', '--validate=false', '-f', '-'], stdout);
+      expect(dryRun.stderr).toBe('');
+      expect(dryRun.stdout).toBe(names.map((n) => `${n} created (dry run)\n`).join(''));
+      expect(cluster.list(apiVersion, items[0]!.kind)).toEqual([]);
+
+      const applied = await kubectl(path, ['apply', '--validate=false', '-f', '-'], stdout);
+      expect(applied.stderr).toBe('');
+      expect(applied.stdout).toBe(names.map((n) => `${n} created\n`).join(''));
+      for (const report of items) {
+        const stored = cluster.get(apiVersion, report.kind, report.metadata.namespace ?? '', 'gitops-guard') as PolicyReport & { metadata: Record<string, unknown> };
+        const { annotations, uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, generation: _g, ...metadata } = stored.metadata as Record<string, unknown>;
+        expect(Object.keys(annotations as object)).toEqual(['kubectl.kubernetes.io/last-applied-configuration']);
+        expect({ ...stored, metadata }).toEqual(report);
+      }
+      const again = await kubectl(path, ['apply', '--validate=false', '-f', '-'], stdout);
+      expect(again.stdout).toBe(names.map((n) => `${n} unchanged\n`).join(''));
+    } finally {
+      await cluster.close();
     }
   });
 });

@@ -19,8 +19,8 @@ import { testTls } from './tls.js';
  * PATCH (JSON or strategic merge patch) with a `metadata.resourceVersion` precondition, server-side
  * apply (`application/apply-patch+yaml`, for objects one field manager owns whole), POST
  * (create, 409 AlreadyExists), PUT (replace, 409 Conflict on a stale resourceVersion) and DELETE,
- * API discovery (`/apis` lists the groups, `/api/v1` and `/apis/{group}/{version}` exactly the
- * resources served), bearer-token authentication, real `Status` bodies, programmable faults and a request
+ * API discovery (`/api` the core version, `/apis` the groups, `/api/v1` and `/apis/{group}/{version}`
+ * exactly the resources served: enough for kubectl's resource mapping), bearer-token authentication, real `Status` bodies, programmable faults and a request
  * log. What it serves lives in a KubeStore (kube-store.ts: objects, resourceVersions, CRDs);
  * this file is the HTTP around it. `ARGOCD_CLUSTER_RESOURCES` shapes it like a cluster with Argo
  * CD but without Argo Rollouts.
@@ -402,11 +402,15 @@ export class KubeApiServer {
   }
 
   /**
-   * `/apis`: every group served, with its versions; `/api/v1` and `/apis/{group}/{version}`: an
+   * `/api`: the core group's one version (kubectl maps `v1` kinds, `List` included, only once it
+   * has read it); `/apis`: every group served, with its versions; `/api/v1` and `/apis/{group}/{version}`: an
    * APIResourceList of exactly the resources served there (404 when none is).
    */
   private discovery(path: string): unknown {
     const parts = path.split('/').filter(Boolean);
+    if (parts.length === 1 && parts[0] === 'api') {
+      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: new URL(this.url).host }] };
+    }
     if (parts.length === 1 && parts[0] === 'apis') {
       return {
         kind: 'APIGroupList',
