@@ -255,7 +255,7 @@ describe('gitops-guard scan | kubectl apply -f - on a cluster with the report CR
       expect(applied.stderr).toBe('');
       expect(applied.stdout).toBe(names.map((n) => `${n} created\n`).join(''));
       for (const report of items) {
-        const stored = cluster.get(apiVersion, report.kind, report.metadata.namespace ?? '', 'gitops-guard') as PolicyReport & { metadata: Record<string, unknown> };
+        const stored = cluster.get(apiVersion, report.kind, report.metadata.namespace ?? '', 'gitops-guard') as unknown as PolicyReport;
         const { annotations, uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, generation: _g, ...metadata } = stored.metadata as Record<string, unknown>;
         expect(Object.keys(annotations as object)).toEqual(['kubectl.kubernetes.io/last-applied-configuration']);
         expect({ ...stored, metadata }).toEqual(report);
