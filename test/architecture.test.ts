@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 /**
  * The shape of the code, checked: data flows one way, from the HTTP server through admission,
  * the rule engine and the actions to the Kubernetes adapter; the audit, the rollout controller
- * (and the coming cluster scan) sit on top and only call down. A folder of src/ may import its
+ * and the cluster scan sit on top and only call down (the controller's leader runs the scan, so
+ * the scan sits just below it). A folder of src/ may import its
  * own modules and those of folders in lower layers, never a folder above it or beside it. Test
  * files (`*.test.ts`) are exempt: they exercise a layer with whatever they need.
  */
@@ -18,8 +19,10 @@ const SRC = join(ROOT, 'src');
 /** Top to bottom. Folders in one layer do not import each other. */
 const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
-  // What runs: the webhook's HTTP server, the offline audit, the rollout controller (and the scan).
-  ['server', 'audit', 'controller', 'scan'],
+  // What runs: the webhook's HTTP server, the offline audit, the rollout controller.
+  ['server', 'audit', 'controller'],
+  // The cluster scan: `gitops-guard scan`, and the controller's leader.
+  ['scan'],
   // AdmissionReview decoding and the handler: request in, response out.
   ['admission'],
   // Rule loading, matching and the engine.
@@ -86,7 +89,7 @@ describe('architecture: layers of src/', () => {
   it('finds the code and its imports (the check is not vacuous)', () => {
     expect(files.length).toBeGreaterThan(80);
     const edges = files.flatMap((file) => importsOf(file).filter((i) => i.specifier.startsWith('.')).map((i) => `${folderOf(file)}->${folderOf(resolve(dirname(file), i.specifier))}`));
-    for (const edge of ['server->admission', 'admission->rules', 'rules->actions', 'actions->kube', 'controller->kube', 'audit->rules', 'cli->audit']) {
+    for (const edge of ['server->admission', 'admission->rules', 'rules->actions', 'actions->kube', 'controller->kube', 'audit->rules', 'cli->audit', 'controller->scan', 'scan->rules', 'scan->kube', 'scan->report', 'cli->scan']) {
       expect(edges, edge).toContain(edge);
     }
   });

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { KubeObject } from '../src/api/types.js';
 import { locatePodTemplate } from '../src/actions/checksum/pod-template.js';
 import { annotationPatch } from '../src/controller/reconcile.js';
+import { buildReports, CHECKS, type ReportFormat } from '../src/report/index.js';
 import { corpusObject } from './support/corpus.js';
 import { buildOverlays, CONTROLLER_OVERLAYS, objects, OVERLAYS, hasController } from './support/manifests.js';
 
@@ -26,7 +27,7 @@ interface Policy {
     failurePolicy: string;
     matchConstraints: { resourceRules: { apiGroups: string[]; resources: string[]; operations: string[] }[] };
     matchConditions: { name: string; expression: string }[];
-    variables: { name: string; expression: string }[];
+    variables?: { name: string; expression: string }[];
     validations: { expression: string; message: string }[];
   };
 }
@@ -52,7 +53,7 @@ function admit(policy: Policy, operation: 'CREATE' | 'UPDATE' | 'DELETE', object
   // Variables are evaluated lazily by the API server; an error in one surfaces where it is used.
   const variables: Record<string, unknown> = {};
   const errors = new Map<string, unknown>();
-  for (const variable of policy.spec.variables) {
+  for (const variable of policy.spec.variables ?? []) {
     try {
       variables[variable.name] = cel.evaluate(variable.expression, { ...base, variables });
     } catch (error) {
@@ -160,13 +161,13 @@ describe('ValidatingAdmissionPolicies for the rollout controller', () => {
         expect(vaps, overlay).toEqual([]);
         continue;
       }
-      expect(vaps.map((v) => v.metadata!.name).sort()).toEqual(WORKLOADS.map((w) => `gitops-guard-controller-${w.resource}`).sort());
+      expect(vaps.map((v) => v.metadata!.name).sort()).toEqual([...WORKLOADS.map((w) => `gitops-guard-controller-${w.resource}`), 'gitops-guard-controller-reports'].sort());
       for (const vap of vaps as unknown as Policy[]) {
         const binding = bindings.find((b) => b.spec.policyName === vap.metadata.name);
         expect(binding?.spec.validationActions, vap.metadata.name).toEqual(['Deny']);
         expect(vap.spec.failurePolicy).toBe('Fail');
         expect(vap.spec.matchConditions.map((c) => c.expression)).toEqual([`request.userInfo.username == '${CONTROLLER}'`]);
-        expect(vap.spec.matchConstraints.resourceRules.flatMap((r) => r.operations).sort()).toEqual(['CREATE', 'DELETE', 'UPDATE']);
+        for (const rule of vap.spec.matchConstraints.resourceRules) expect([...rule.operations].sort(), vap.metadata.name).toEqual(['CREATE', 'DELETE', 'UPDATE']);
       }
     }
     expect(CONTROLLER_OVERLAYS.length).toBeGreaterThan(0);
@@ -270,6 +271,44 @@ describe('ValidatingAdmissionPolicies for the rollout controller', () => {
       const attempt = structuredClone(live) as any;
       templateOf(attempt).metadata[field] = field === 'labels' ? { x: 'y' } : field.endsWith('s') ? ['x'] : 'x';
       expect(admit(policy, 'UPDATE', attempt, live), `template metadata.${field}`).not.toBeNull();
+    }
+  });
+});
+
+describe('the policy on the rollout controller\'s policy reports', () => {
+  const policy = () => policyFor('policyreports');
+  const FORMATS: ReportFormat[] = ['policyreport', 'openreports'];
+  /** The reports the controller applies (src/scan/report-writer.ts builds them with buildReports). */
+  const reports = (format: ReportFormat) =>
+    buildReports(
+      [
+        { ...CHECKS.sharedObject, result: 'fail', message: 'claimed twice', resource: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: 'b' } },
+        { ...CHECKS.staleChecksum, result: 'pass', message: 'fine', resource: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' } },
+      ],
+      { format, now: new Date('2026-01-01T00:00:00Z') },
+    ) as unknown as KubeObject[];
+  const foreign = (report: KubeObject) => ({ ...report, metadata: { name: 'kyverno-polr', ...(report.metadata?.namespace ? { namespace: report.metadata.namespace } : {}), labels: { 'app.kubernetes.io/managed-by': 'kyverno' } } });
+
+  it('covers both report APIs, cluster-wide and namespaced', () => {
+    for (const resource of ['policyreports', 'clusterpolicyreports', 'reports', 'clusterreports']) expect(policyFor(resource), resource).toBe(policy());
+  });
+
+  it.each(FORMATS)('%s: admits what the controller writes (create, then update), denies forging, taking over or deleting reports', (format) => {
+    for (const report of reports(format)) {
+      const what = `${report.kind} ${report.metadata?.namespace ?? ''}`;
+      expect(admit(policy(), 'CREATE', report, null), what).toBeNull();
+      expect(admit(policy(), 'UPDATE', report, report), what).toBeNull();
+      // Another name, or without gitops-guard's label: a forged report.
+      expect(admit(policy(), 'CREATE', { ...report, metadata: { ...report.metadata, name: 'kyverno-polr' } }, null), what).toMatch(/writes only the policy reports named gitops-guard/);
+      expect(admit(policy(), 'CREATE', { ...report, metadata: { name: 'gitops-guard', ...(report.metadata?.namespace ? { namespace: report.metadata.namespace } : {}) } }, null), what).toMatch(/writes only the policy reports named gitops-guard/);
+      // A report named gitops-guard that someone else wrote is not taken over.
+      const theirs = { ...report, metadata: { ...report.metadata, labels: { 'app.kubernetes.io/managed-by': 'someone-else' } } };
+      expect(admit(policy(), 'UPDATE', report, theirs), what).toBe('the rollout controller may not take over a policy report gitops-guard did not write');
+      expect(admit(policy(), 'UPDATE', report, foreign(report)), what).not.toBeNull();
+      expect(admit(policy(), 'DELETE', null, report), what).toBe('the rollout controller deletes no policy report');
+      // Other users (Kyverno, people) are not this policy's business.
+      expect(admit(policy(), 'CREATE', foreign(report), null, 'system:serviceaccount:kyverno:kyverno-reports-controller')).toBeNull();
+      expect(admit(policy(), 'DELETE', null, report, 'kubernetes-admin')).toBeNull();
     }
   });
 });

@@ -264,6 +264,8 @@ describe('gitops-guard controller (CLI) on a cluster with Argo CD and without Ar
           '[+] daemonsets.apps: watched',
           '[+] cronjobs.batch: watched',
           '[-] rollouts.argoproj.io: not watched: not served: argoproj.io/v1alpha1 lists no rollouts (the Rollout CRD is not installed)',
+          // For the cluster scan: a scan follows when an Application's claims change.
+          '[+] applications.argoproj.io: watched',
           '',
         ].join('\n'),
       );

@@ -329,6 +329,30 @@ describe('docs/controller.md', () => {
   });
 });
 
+describe('docs/scan.md', () => {
+  const scanDoc = doc('scan.md');
+
+  it('documents every flag of gitops-guard scan, the controller\'s scan flags, every exit code and every report setting', async () => {
+    const { scanHelp } = await import('../src/cli/scan.js');
+    const flags = [...scanHelp.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+    expect(flags.length).toBeGreaterThan(5);
+    for (const flag of flags) expect(scanDoc, flag).toMatch(new RegExp(`^\\| \`${flag}\` \\|`, 'm'));
+    for (const flag of ['--scan-interval-ms', '--scan-coalesce-ms', '--reports']) expect(scanDoc, flag).toMatch(new RegExp(`^\\| \`${flag}\` \\|`, 'm'));
+    for (const code of [0, 1, 2]) expect(scanDoc).toMatch(new RegExp(`^\\| ${code} \\|`, 'm'));
+    const { REPORTS_SETTINGS } = await import('../src/scan/report-writer.js');
+    for (const setting of REPORTS_SETTINGS) expect(scanDoc, setting).toContain(`\`${setting}\``);
+  });
+
+  it('lists exactly the controller\'s ClusterRole rules for the scan', () => {
+    const rbac = parseAllDocuments(readFileSync(join(ROOT, 'manifests', 'components', 'controller', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as any);
+    const role = rbac.find((o) => o.kind === 'ClusterRole');
+    const rows = scanDoc.split('\n## RBAC')[1]!.split('\n## ')[0]!.split('\n').filter((line) => /^\| `/.test(line)).map((line) => line.split('|').slice(1, -1).map((c) => c.trim()));
+    const documented = rows.map((r) => `${r[0]} ${r[1]} ${r[2]}`.replace(/`/g, ''));
+    const scanRules = role.rules.filter((r: any) => !(r.apiGroups[0] === '' || (r.apiGroups[0] === 'apps') || r.apiGroups[0] === 'batch' || r.resources.includes('rollouts')));
+    expect(documented).toEqual(scanRules.map((r: any) => `${r.apiGroups.join(', ')} ${r.resources.join(', ')} ${r.verbs.join(', ')}`));
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 
 describe('docs/performance.md', () => {

@@ -14,7 +14,12 @@ import { CLI } from './support/cli.js';
 import { httpsRequest } from './support/https-client.js';
 import { configMap, deployment as kubeDeployment, rolloutCrd, secret } from './support/kube-fixtures.js';
 import { KubeApiServer } from './support/kube-api-server.js';
-import { ARGOCD_CLUSTER_RESOURCES } from './support/kube-store.js';
+import { DEFAULT_RESOURCES, SCANNED_CLUSTER_RESOURCES } from './support/kube-store.js';
+import { CORPUS_DIR } from './support/corpus.js';
+import { parse as parseYaml } from 'yaml';
+import { REPORT_APIS } from '../src/report/index.js';
+import { APPLICATIONS } from '../src/scan/plan.js';
+import { REPORT_VERBS } from '../src/scan/report-writer.js';
 import { reviewFor } from './support/review.js';
 import { killServers, startServe } from './support/serve.js';
 import {
@@ -106,15 +111,41 @@ const granted = (rules: PolicyRule[], group: string, resource: string, verb: str
 /** Every (verb, group, resource) a list of rules grants, as `verb group/resource` (core group: `/resource`). */
 const grants = (rules: PolicyRule[]) =>
   rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g}/${res}`))));
+/** The plural of each report kind, from the report CRDs (the fixtures' unmodified copies). */
+const REPORT_RESOURCES = Object.values(REPORT_APIS).flatMap((api) =>
+  [api.namespacedKind, api.clusterKind].map((kind) => {
+    const group = api.apiVersion.split('/')[0]!;
+    const file = join(CORPUS_DIR, 'report-crds', `${group}_${kind.toLowerCase()}s.yaml`);
+    const crd = parseYaml(readFileSync(file, 'utf8')) as { spec: { group: string; names: { kind: string; plural: string } } };
+    expect([crd.spec.group, crd.spec.names.kind]).toEqual([group, kind]);
+    return `${group}/${crd.spec.names.plural}`;
+  }),
+);
 const CONTROLLER_CLUSTER_GRANTS = [
   ...['configmaps', 'secrets'].flatMap((r) => ['get', 'list', 'watch'].map((v) => `${v} /${r}`)),
   'create /events',
   ...['apps/deployments', 'apps/statefulsets', 'apps/daemonsets', 'batch/cronjobs', 'argoproj.io/rollouts'].flatMap((r) => ['get', 'list', 'watch', 'patch'].map((v) => `${v} ${r}`)),
+  // The cluster scan: the owner kinds the default rules select are only listed; Argo CD's
+  // Applications listed and watched; the report kinds of both APIs listed, created and patched.
+  ...[
+    'rbac.authorization.k8s.io/clusterroles',
+    'rbac.authorization.k8s.io/clusterrolebindings',
+    'apiextensions.k8s.io/customresourcedefinitions',
+    'admissionregistration.k8s.io/mutatingwebhookconfigurations',
+    'admissionregistration.k8s.io/validatingwebhookconfigurations',
+    'scheduling.k8s.io/priorityclasses',
+    'storage.k8s.io/storageclasses',
+    'networking.k8s.io/ingressclasses',
+  ].map((r) => `list ${r}`),
+  'list argoproj.io/applications',
+  'watch argoproj.io/applications',
+  ...['wgpolicyk8s.io/policyreports', 'wgpolicyk8s.io/clusterpolicyreports', 'openreports.io/reports', 'openreports.io/clusterreports'].flatMap((r) => ['list', 'create', 'patch'].map((v) => `${v} ${r}`)),
 ];
 const CONTROLLER_LEASE_GRANTS = ['get', 'create', 'update'].map((v) => `${v} coordination.k8s.io/leases`);
 
 /** @kubernetes/client-node API classes the controller may use, with the API group each reaches. */
-const CONTROLLER_API_CLASSES: Record<string, string | 'custom-objects'> = {
+const CONTROLLER_API_CLASSES: Record<string, string | 'custom-objects' | 'discovery'> = {
+  ApisApi: 'discovery',
   CoreV1Api: '',
   CoordinationV1Api: 'coordination.k8s.io',
   CustomObjectsApi: 'custom-objects',
@@ -136,9 +167,11 @@ const CONTROLLER_METHOD = /^(get|read|list|watch|create|patch|replace|delete|del
 const CONTROLLER_VERBS: Record<string, string> = { ...VERBS, get: 'get', deleteCollection: 'deletecollection' };
 const CONTROLLER_PLURALS: Record<string, string> = { ...CORE_PLURALS, Event: 'events', Lease: 'leases' };
 
-/** The (verb, group/resource) an API request needs, or 'discovery' for `/apis/{group}/{version}`. */
+const resourceOf = (r: { group: string; plural: string }) => `${r.group}/${r.plural}`;
+
+/** The (verb, group/resource) an API request needs, or 'discovery' for `/api`, `/api/v1`, `/apis` and `/apis/{group}/{version}`. */
 function requestGrant(request: { method: string; path: string; query: string }): string | 'discovery' {
-  if (/^\/apis\/[^/]+\/[^/]+$/.test(request.path) && request.method === 'GET') return 'discovery';
+  if (/^\/api(\/v1)?$|^\/apis(\/[^/]+\/[^/]+)?$/.test(request.path) && request.method === 'GET') return 'discovery';
   const match = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/[^/]+)?\/([a-z]+)(?:\/([^/]+))?$/.exec(request.path);
   expect(match, `${request.method} ${request.path}: a resource path without subresource`).not.toBeNull();
   const [, group = '', resource, name] = match!;
@@ -173,7 +206,7 @@ describe('RBAC', () => {
     }
   });
 
-  it('grants the controller exactly its watches, patches, events and its Lease, to the controller\'s service account', () => {
+  it('grants the controller exactly its watches, patches, events, its Lease and the cluster scan\'s lists and reports, to the controller\'s service account', () => {
     for (const overlay of CONTROLLER_OVERLAYS) {
       const account = only(overlay, 'ServiceAccount', CONTROLLER);
       expect(account.metadata.namespace).toBe('gitops-guard');
@@ -260,7 +293,7 @@ describe('RBAC', () => {
         const classes = apiMethods.get(method!);
         if (!classes) continue;
         methodsSeen.add(method!);
-        if (method === 'getAPIResources') continue; // discovery: every authenticated user may read it
+        if (method === 'getAPIResources' || method === 'getAPIVersions') continue; // discovery: every authenticated user may read it
         const api = classes.find((c) => c in CONTROLLER_API_CLASSES);
         expect(api, `${where} calls ${method} of ${classes.join('/')}: extend this test and the controller's RBAC`).toBeDefined();
         const parts = CONTROLLER_METHOD.exec(method!);
@@ -272,7 +305,9 @@ describe('RBAC', () => {
         let resources: string[];
         if (CONTROLLER_API_CLASSES[api!] === 'custom-objects') {
           expect(kind, method).toBe('CustomObject');
-          resources = workloads; // the generic API, called with the plurals of WORKLOAD_KINDS
+          // The generic API, called with the plurals of WORKLOAD_KINDS; Argo CD's Applications
+          // are only listed and watched through it (an informer, to notice changed claims).
+          resources = verb === 'list' ? [...workloads, resourceOf(APPLICATIONS)] : workloads;
         } else {
           const plural = CONTROLLER_PLURALS[kind!];
           expect(plural, `${where} calls ${method}: add its resource to this test and the controller's RBAC`).toBeDefined();
@@ -290,11 +325,31 @@ describe('RBAC', () => {
         expect(text, `${where} watches outside an informer: extend this test`).not.toMatch(/\bnew (ListWatch|Watch)\b|\bextends Watch\b/);
       }
     }
+    // Calls by URL (src/kube/raw.ts): the cluster scan's paged lists and the reports' server-side
+    // apply. Which resources they reach is not in the code but in the rules and the report APIs,
+    // so they are computed here: the kinds the shipped rules select (listed by the scan), Argo CD's
+    // Applications, and the report kinds (REPORT_VERBS, the writer's own list).
+    const read = (file: string) => readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    const rawTransport = files.filter((f) => /\bnew RawApiClient\(/.test(read(f))).map((f) => relative(ROOT, f));
+    expect(rawTransport.sort()).toEqual(['apply.ts', 'list.ts', 'objects.ts'].map((f) => join('src', 'kube', f)));
+    const constructed = new Set(files.flatMap((f) => [...read(f).matchAll(/\bnew (ClientNodeObject[A-Za-z]*)\(/g)].map((m) => m[1])));
+    expect(constructed, 'the controller lists and applies by URL; it reads no object by URL').toEqual(new Set(['ClientNodeObjectLister', 'ClientNodeObjectApplier']));
+    const rulesMap = controllerPodSpecOf('controller').volumes!.find((v) => v.name === 'rules')!.configMap!.name;
+    const rulesYaml = (only('controller', 'ConfigMap', rulesMap) as { data: Record<string, string> }).data['rules.yaml']!;
+    const kinds = (parseYaml(rulesYaml) as { rules: { match: { kinds: { group: string; kind: string }[] } }[] }).rules.flatMap((r) => r.match.kinds);
+    for (const { group, kind } of kinds) {
+      const resource = [...DEFAULT_RESOURCES, ...SCANNED_CLUSTER_RESOURCES].find((r) => r.group === group && r.kind === kind);
+      expect(resource, `the plural of ${kind}.${group}`).toBeDefined();
+      calls.add(`list ${resourceOf(resource!)}`);
+    }
+    calls.add(`list ${resourceOf(APPLICATIONS)}`);
+    for (const resource of REPORT_RESOURCES) for (const verb of REPORT_VERBS) calls.add(`${verb} ${resource}`);
     // The calls this test knows the controller makes: a rename or a new call shows up here first.
     expect([...methodsSeen].sort()).toEqual([
       'createNamespacedEvent',
       'createNamespacedLease',
       'getAPIResources',
+      'getAPIVersions',
       'getNamespacedCustomObject',
       'listClusterCustomObject',
       'listConfigMapForAllNamespaces',
@@ -479,8 +534,12 @@ describe('the controller started as the manifests start it', () => {
   let api: KubeApiServer;
   let child: ChildProcess | undefined;
   beforeAll(async () => {
-    // The cluster people run it on: Argo CD installed (argoproj.io/v1alpha1 served), Argo Rollouts not yet.
-    api = await KubeApiServer.start({ resources: ARGOCD_CLUSTER_RESOURCES });
+    // The cluster people run it on: Argo CD installed (argoproj.io/v1alpha1 served), Argo Rollouts
+    // not yet, the kinds the owner rules select, and the policy report CRDs (both APIs).
+    api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
+    for (const file of ['wgpolicyk8s.io_policyreports.yaml', 'wgpolicyk8s.io_clusterpolicyreports.yaml', 'openreports.io_reports.yaml', 'openreports.io_clusterreports.yaml']) {
+      api.put(parseYaml(readFileSync(join(CORPUS_DIR, 'report-crds', file), 'utf8')));
+    }
   });
   afterEach(() => {
     child?.kill('SIGKILL');
@@ -541,10 +600,12 @@ describe('the controller started as the manifests start it', () => {
       api.clearRequests();
 
       expect(args.some((a) => a.startsWith('--discovery-interval-ms')), 'the manifests keep the default discovery interval').toBe(false);
+      expect(args.some((a) => a.startsWith('--scan-')), 'the manifests keep the default scan interval and quiet period').toBe(false);
       child = spawn(process.execPath, [CLI, 'controller', ...args], {
         cwd: root,
-        // Discovery every 200 ms instead of 30 s, so the Rollout CRD installed below is picked up quickly.
-        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig(), GITOPS_GUARD_DISCOVERY_INTERVAL_MS: '200' },
+        // Discovery every 200 ms instead of 30 s, so the Rollout CRD installed below is picked up
+        // quickly; the first cluster scan after 100 ms instead of a minute.
+        env: { ...process.env, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: root, ...env, GITOPS_GUARD_KUBECONFIG: api.writeKubeconfig(), GITOPS_GUARD_DISCOVERY_INTERVAL_MS: '200', GITOPS_GUARD_SCAN_COALESCE_MS: '100' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
@@ -582,6 +643,9 @@ describe('the controller started as the manifests start it', () => {
         },
       });
       await waitFor('the Rollout rolled', () => api.patches.some((p) => p.path === `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts/canary` && p.status === 200));
+      // The leader's cluster scan wrote its reports (wgpolicyk8s.io, preferred when both are served).
+      await waitFor('the cluster report', () => api.get('wgpolicyk8s.io/v1alpha2', 'ClusterPolicyReport', '', 'gitops-guard') !== undefined);
+      await waitFor('the namespace\'s report', () => api.get('wgpolicyk8s.io/v1alpha2', 'PolicyReport', ns, 'gitops-guard') !== undefined);
 
       // Every API request it made is one its ClusterRole (or, for the Lease, its Role) grants.
       const role = only(overlay, 'ClusterRole', CONTROLLER);
@@ -597,6 +661,14 @@ describe('the controller started as the manifests start it', () => {
         if (group === 'coordination.k8s.io') expect(request.path, 'the Lease is in the Role\'s namespace').toMatch(new RegExp(`^/apis/coordination\\.k8s\\.io/v1/namespaces/${leader.metadata.namespace}/leases(/|$)`));
         expect(granted(group === 'coordination.k8s.io' ? leader.rules : role.rules, group, resource, verb), `${request.method} ${request.path}${request.query} needs ${grant}`).toBe(true);
       }
+      // A server-side apply that creates the object is authorized as a create too.
+      for (const patch of api.patches.filter((p) => p.contentType === 'application/apply-patch+yaml' && p.status === 201)) {
+        const grant = requestGrant({ method: 'PATCH', path: patch.path, query: '' }).replace(/^patch /, 'create ');
+        needed.add(grant);
+        const [verb, groupResource] = grant.split(' ') as [string, string];
+        const [group, resource] = groupResource.split('/') as [string, string];
+        expect(granted(role.rules, group, resource, verb), `${patch.path}: an apply that creates needs ${grant}`).toBe(true);
+      }
       // The run exercised every kind of call the static check above found.
       for (const call of [
         'list /configmaps',
@@ -611,6 +683,16 @@ describe('the controller started as the manifests start it', () => {
         'get argoproj.io/rollouts',
         'patch argoproj.io/rollouts',
         'create /events',
+        'list rbac.authorization.k8s.io/clusterrolebindings',
+        'list apiextensions.k8s.io/customresourcedefinitions',
+        'list argoproj.io/applications',
+        'watch argoproj.io/applications',
+        'list wgpolicyk8s.io/policyreports',
+        'list wgpolicyk8s.io/clusterpolicyreports',
+        'patch wgpolicyk8s.io/policyreports',
+        'create wgpolicyk8s.io/policyreports',
+        'patch wgpolicyk8s.io/clusterpolicyreports',
+        'create wgpolicyk8s.io/clusterpolicyreports',
         'get coordination.k8s.io/leases',
         'create coordination.k8s.io/leases',
       ]) {

@@ -69,7 +69,7 @@ describe('kustomize builds', () => {
       'Role/gitops-guard-controller-leader-election',
       'RoleBinding/gitops-guard-controller-leader-election',
       'ServiceAccount/gitops-guard-controller',
-      ...['cronjobs', 'daemonsets', 'deployments', 'rollouts', 'statefulsets'].flatMap((r) => [
+      ...['cronjobs', 'daemonsets', 'deployments', 'reports', 'rollouts', 'statefulsets'].flatMap((r) => [
         `ValidatingAdmissionPolicy/gitops-guard-controller-${r}`,
         `ValidatingAdmissionPolicyBinding/gitops-guard-controller-${r}`,
       ]),

@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -18,6 +16,7 @@ import {
 } from '../src/report/index.js';
 import { CORPUS_DIR } from './support/corpus.js';
 import { crdValidator, readCrd, type CrdValidator } from './support/crd-schema.js';
+import { kubectlReads } from './support/kubectl.js';
 
 /**
  * Generated reports against the report APIs' own published schemas (the CRDs in
@@ -130,31 +129,13 @@ describe('reports validate against the published CRD schemas', () => {
 });
 
 describe('output for kubectl apply -f -', () => {
-  /**
-   * kubectl's own reader (the resource builder behind `kubectl apply -f -`), offline: `annotate
-   * --local` decodes the input exactly as apply does and prints each object it found.
-   */
-  function kubectlReads(text: string): PolicyReport[] {
-    const dir = mkdtempSync(join(tmpdir(), 'gg-kubectl-'));
-    const result = spawnSync('kubectl', ['annotate', '--local', '-f', '-', 'gitops-guard.dev/read=yes', '-o', 'json'], {
-      input: text,
-      encoding: 'utf8',
-      env: { ...process.env, KUBECONFIG: join(dir, 'none'), HOME: dir },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
-    // One JSON object per object read, one after another.
-    return [...result.stdout.matchAll(/^\{[\s\S]*?^\}$/gm)].map((m) => JSON.parse(m[0]) as PolicyReport);
-  }
-
   it.each(FORMATS.flatMap((format) => (['yaml', 'json'] as const).map((encoding) => [format, encoding] as const)))('%s as %s: one List that kubectl reads into the reports, unchanged', (format, encoding) => {
     const reports = buildReports([...variety(), ...crowded(3000)], { format, now: NOW });
     const text = renderReports(reports, encoding);
     const parsed = (encoding === 'json' ? JSON.parse(text) : parse(text)) as { apiVersion: string; kind: string; items: PolicyReport[] };
     expect([parsed.apiVersion, parsed.kind]).toEqual(['v1', 'List']);
     expect(parsed.items).toEqual(reports);
-    const read = kubectlReads(text);
+    const read = kubectlReads<PolicyReport>(text);
     expect(read.map((r) => `${r.kind}/${r.metadata.namespace ?? ''}`)).toEqual(reports.map((r) => `${r.kind}/${r.metadata.namespace ?? ''}`));
     read.forEach((object, i) => {
       const { annotations, ...metadata } = object.metadata as PolicyReport['metadata'] & { annotations?: Record<string, string> };

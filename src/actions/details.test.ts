@@ -102,3 +102,22 @@ describe('owner details', () => {
     });
   });
 });
+
+describe('actions that read metadata only (readsOnlyMetadata)', () => {
+  it('answer exactly the same for an object and its metadata alone (the cluster scan lists such kinds as metadata)', async () => {
+    const { corpusObjects } = await import('../../test/support/corpus.js');
+    const objects = corpusObjects('argocd-install.yaml').filter((o) => ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'].includes(o.kind ?? ''));
+    expect(objects.length).toBeGreaterThan(5);
+    const metadataOnly = [...registry.values()].filter((a) => a.readsOnlyMetadata).map((a) => a.name);
+    expect(metadataOnly.sort()).toEqual(['denyDuplicateOwner', 'tagOwner']);
+    const { deps } = engine();
+    for (const object of objects) {
+      const live = { ...object, metadata: { ...object.metadata, annotations: { ...object.metadata?.annotations, 'gitops-guard.dev/owner': 'argocd:someone-else', 'argocd.argoproj.io/tracking-id': `argocd:${object.apiVersion!.split('/')[0]}/${object.kind}:argocd/${object.metadata!.name}` } } };
+      const bare = { apiVersion: live.apiVersion, kind: live.kind, metadata: live.metadata };
+      const run = async (o: KubeObject) => ruleResults(await admit({ ...requestFor(o, { operation: 'UPDATE', oldObject: o }), object: o }, rules, { ...deps, modeOverride: 'audit' })).filter((r) => metadataOnly.includes(r.action));
+      const [whole, partial] = [await run(live), await run(bare)];
+      expect(whole.some((r) => r.result === 'denied'), object.metadata!.name).toBe(true);
+      expect(partial).toEqual(whole);
+    }
+  });
+});

@@ -58,5 +58,10 @@ export interface ActionDefinition<Params = Record<string, unknown>> {
   readonly phase: WebhookPhase;
   /** JSON Schema of the action's parameters (validated at rule load, with defaults applied). */
   readonly paramsSchema: Record<string, unknown>;
+  /**
+   * The action looks at the object's metadata only (labels, annotations, name): a cluster scan
+   * may hand it objects listed as metadata (PartialObjectMetadata) instead of whole objects.
+   */
+  readonly readsOnlyMetadata?: boolean;
   run(params: Params, context: ActionContext): ActionResult | Promise<ActionResult>;
 }

@@ -6,6 +6,7 @@ import type {
   Operation,
   UserInfo,
 } from '../api/types.js';
+import { admissionRequest, GITOPS_SYNC_USER } from '../admission/request.js';
 import { isPlainObject, parseApiVersion } from '../util/objects.js';
 
 /**
@@ -15,10 +16,7 @@ import { isPlainObject, parseApiVersion } from '../util/objects.js';
  */
 
 /** Argo CD's application controller: who applies rendered manifests in a GitOps cluster. */
-export const DEFAULT_USER: UserInfo = {
-  username: 'system:serviceaccount:argocd:argocd-application-controller',
-  groups: ['system:serviceaccounts', 'system:serviceaccounts:argocd', 'system:authenticated'],
-};
+export const DEFAULT_USER: UserInfo = GITOPS_SYNC_USER;
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -205,30 +203,18 @@ export function auditUid(index: number): string {
 }
 
 /** The AdmissionRequest for `placement` (a dry run, as Argo CD's server-side dry run would send). */
-export function buildRequest(placement: Placement, options: RequestOptions): AdmissionRequest {
-  const { gvk, gvr } = placement;
-  const kindForRequest = { ...gvk };
-  // The API server fills in `namespace` for Namespace objects themselves (see rules/match.ts).
-  const namespace =
-    gvk.group === '' && gvk.kind === 'Namespace' && placement.name ? placement.name : placement.namespace;
-  return {
+export function buildRequest(placement: Placement, options: RequestOptions): AdmissionRequest & { object: KubeObject } {
+  return admissionRequest({
     uid: auditUid(options.index),
-    kind: kindForRequest,
-    resource: { ...gvr },
-    requestKind: { ...gvk },
-    requestResource: { ...gvr },
+    kind: placement.gvk,
+    resource: placement.gvr,
     ...(placement.name !== undefined ? { name: placement.name } : {}),
-    ...(namespace !== undefined ? { namespace } : {}),
+    ...(placement.namespace !== undefined ? { namespace: placement.namespace } : {}),
     operation: options.operation,
-    userInfo: options.userInfo ?? DEFAULT_USER,
     object: placement.object,
-    oldObject: options.operation === 'UPDATE' ? options.oldObject ?? null : null,
+    oldObject: options.oldObject ?? null,
+    userInfo: options.userInfo ?? DEFAULT_USER,
     dryRun: true,
-    options: {
-      apiVersion: 'meta.k8s.io/v1',
-      kind: options.operation === 'CREATE' ? 'CreateOptions' : 'UpdateOptions',
-      dryRun: ['All'],
-      fieldManager: 'argocd-controller',
-    },
-  };
+    fieldManager: 'argocd-controller',
+  });
 }

@@ -12,6 +12,7 @@ import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
 import type { RuleSet } from '../rules/types.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { helpText, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
+import { useColor, writer } from './output.js';
 
 
 /** The fixed key audits use without --checksum-key: deterministic output, never the cluster's key. */
@@ -145,30 +146,6 @@ async function clusterAccess(path: string): Promise<ClusterAccess> {
 }
 
 /**
- * Writes with backpressure. A reader that goes away (`| head`) is not an error of the audit: the
- * rest of the output is dropped and the exit code still reflects the findings.
- */
-function writer(stream: NodeJS.WritableStream): (text: string) => Promise<void> {
-  let closed = false;
-  stream.on('error', () => {
-    closed = true;
-  });
-  return (text) =>
-    new Promise<void>((resolve) => {
-      if (closed || stream.write(text)) return resolve();
-      const done = (): void => {
-        stream.off('drain', done);
-        stream.off('error', done);
-        stream.off('close', done);
-        resolve();
-      };
-      stream.once('drain', done);
-      stream.once('error', done);
-      stream.once('close', done);
-    });
-}
-
-/**
  * `gitops-guard audit`: returns the exit code (0 clean, 1 denied or duplicate owners, 2 usage or
  * input errors). Usage and setup errors are one line on stderr; findings go to stdout.
  */
@@ -238,9 +215,7 @@ export async function runAudit(argv: string[], io: CliIo): Promise<number> {
   if (config.format === 'json') {
     await writeJsonReport(report, write);
   } else {
-    const isTty = (io.stdout as NodeJS.WriteStream).isTTY === true;
-    const color = config.color === 'always' || (config.color === 'auto' && isTty && !process.env['NO_COLOR']);
-    await write(renderTable(report, { color, all: config.all }));
+    await write(renderTable(report, { color: useColor(config.color, io.stdout), all: config.all }));
   }
   return report.exitCode;
 }

@@ -14,6 +14,7 @@ import { watchFiles } from '../util/file-watch.js';
 import { DEFAULT_CHECKSUM_KEY_PATH, requireNoStampingWithoutKey, startupChecksumKey } from './checksum-key.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
+import { REPORTS_SETTINGS, type ReportsSetting } from '../scan/report-writer.js';
 
 const flags: FlagSpecs = {
   kubeconfig: { type: 'string', env: 'GITOPS_GUARD_KUBECONFIG', description: 'kubeconfig file (default: in-cluster, then KUBECONFIG)' },
@@ -35,6 +36,9 @@ const flags: FlagSpecs = {
   'stamp-unstamped': { type: 'boolean', env: 'GITOPS_GUARD_STAMP_UNSTAMPED', description: 'Also stamp selected workloads that carry no checksum yet (rolls each of them once)' },
   rollouts: { type: 'string', env: 'GITOPS_GUARD_ROLLOUTS', default: 'auto', description: 'Watch Argo Rollouts: auto (while discovery lists rollouts in argoproj.io/v1alpha1; never blocks readiness), true (required) or false' },
   'discovery-interval-ms': { type: 'string', env: 'GITOPS_GUARD_DISCOVERY_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.discoveryIntervalMs), description: 'How often discovery is asked again which workload kinds are served, to watch kinds installed (or stop watching kinds removed) at run time (0: only at start-up)' },
+  'scan-interval-ms': { type: 'string', env: 'GITOPS_GUARD_SCAN_INTERVAL_MS', default: String(CONTROLLER_DEFAULTS.scanIntervalMs), description: 'How often the leader scans the cluster and writes policy reports (also after relevant changes); 0: no cluster scan, no reports' },
+  'scan-coalesce-ms': { type: 'string', env: 'GITOPS_GUARD_SCAN_COALESCE_MS', default: String(CONTROLLER_DEFAULTS.scanCoalesceMs), description: 'Quiet period after a relevant change before the scan runs (a burst is one scan, at most 5 times this after the first change)' },
+  reports: { type: 'string', env: 'GITOPS_GUARD_REPORTS', default: 'auto', description: `Policy reports to write: ${REPORTS_SETTINGS.join(', ')} (auto: wgpolicyk8s.io when served, else openreports.io)` },
   'metrics-port': { type: 'string', env: 'GITOPS_GUARD_METRICS_PORT', default: '8080', description: 'Plain HTTP port for /metrics, /healthz and /readyz (0: any free port)' },
   'metrics-host': { type: 'string', env: 'GITOPS_GUARD_METRICS_HOST', description: 'Address to bind the metrics port (all interfaces when unset)' },
   'log-level': { type: 'string', env: 'GITOPS_GUARD_LOG_LEVEL', default: 'info', description: `Log level (${LOG_LEVELS.join(', ')})` },
@@ -44,7 +48,8 @@ const flags: FlagSpecs = {
 
 export const controllerHelp = helpText(
   'gitops-guard controller [options]',
-  'Runs the rollout controller: rolls workloads whose consumed ConfigMaps/Secrets changed, with the webhook\'s checksum.',
+  'Runs the rollout controller: rolls workloads whose consumed ConfigMaps/Secrets changed, with the webhook\'s checksum;\n' +
+    'its leader also scans the cluster and keeps policy reports current (docs/scan.md).',
   flags,
 );
 
@@ -66,6 +71,10 @@ export interface ControllerCliConfig {
   username: string;
   rollouts: 'auto' | boolean;
   discoveryIntervalMs: number;
+  /** 0: no cluster scan. */
+  scanIntervalMs: number;
+  scanCoalesceMs: number;
+  reports: ReportsSetting;
   mode: 'enforce' | 'audit';
   stampUnstamped: boolean;
   metricsPort: number;
@@ -91,6 +100,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
   if (!['auto', 'true', 'false'].includes(rollouts)) throw new UsageError('--rollouts must be auto, true or false');
   const mode = String(values.mode);
   if (mode !== 'enforce' && mode !== 'audit') throw new UsageError(`--mode must be enforce or audit, got "${mode}"`);
+  const reports = String(values.reports) as ReportsSetting;
+  if (!REPORTS_SETTINGS.includes(reports)) throw new UsageError(`--reports must be one of ${REPORTS_SETTINGS.join(', ')}, got "${reports}"`);
   const leaseNamespace = String(values['lease-namespace']);
   if (!DNS_LABEL.test(leaseNamespace)) throw new UsageError(`--lease-namespace: "${leaseNamespace}" is not a namespace name`);
   const identity = (values.identity as string | undefined) || hostname();
@@ -112,6 +123,9 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     username: String(values.username),
     rollouts: rollouts === 'auto' ? 'auto' : rollouts === 'true',
     discoveryIntervalMs: integerFlag(values['discovery-interval-ms'], 'discovery-interval-ms', 0, 86_400_000),
+    scanIntervalMs: integerFlag(values['scan-interval-ms'], 'scan-interval-ms', 0, 86_400_000),
+    scanCoalesceMs: integerFlag(values['scan-coalesce-ms'], 'scan-coalesce-ms', 0, 3_600_000),
+    reports,
     mode,
     stampUnstamped: values['stamp-unstamped'] === true,
     metricsPort: integerFlag(values['metrics-port'], 'metrics-port', 0, 65535),
@@ -171,6 +185,7 @@ export async function runController(argv: string[], io: CliIo, options: { handle
     username: config.username,
     rollouts: config.rollouts,
     discoveryIntervalMs: config.discoveryIntervalMs,
+    ...(config.scanIntervalMs > 0 ? { scan: { intervalMs: config.scanIntervalMs, coalesceMs: config.scanCoalesceMs, reports: config.reports } } : {}),
     dryRun: config.mode === 'audit',
     stampUnstamped: config.stampUnstamped,
     registry,

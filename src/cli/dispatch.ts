@@ -13,6 +13,7 @@ Commands:
   certs         Generate a CA and serving certificate for the webhook Service
   checksum-key  Create the HMAC key for config checksums (once per cluster)
   audit         Dry-run the rules over rendered manifests (for CI)
+  scan          Report shared objects, owner conflicts, stale workloads and rule verdicts of a live cluster
 
   controller    Roll workloads whose consumed ConfigMaps/Secrets changed (leader-elected)
 
@@ -39,6 +40,8 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
         return (await import('./checksum-key.js')).runChecksumKey(rest, io);
       case 'audit':
         return (await import('./audit.js')).runAudit(rest, io);
+      case 'scan':
+        return (await import('./scan.js')).runScanCommand(rest, io);
       case undefined:
       case '-h':
       case '--help':
@@ -49,7 +52,7 @@ export async function main(argv: string[], io: CliIo): Promise<number | null> {
         io.stdout.write(`${VERSION}\n`);
         return 0;
       default:
-        throw new UsageError(`unknown command "${command}" (expected serve, certs, checksum-key, audit or controller)`);
+        throw new UsageError(`unknown command "${command}" (expected serve, certs, checksum-key, audit, scan or controller)`);
     }
   } catch (error) {
     if (error instanceof UsageError) {

@@ -4,14 +4,20 @@ import type { KubeObject } from '../api/types.js';
 import { WORKLOAD_KINDS, type WorkloadKind } from '../actions/checksum/pod-template.js';
 import { ConfigReadError } from '../actions/checksum/read.js';
 import { ClientNodeReader } from '../kube/client-node-reader.js';
+import { createRegistry } from '../actions/registry.js';
+import { ClientNodeObjectApplier, type ObjectApplier } from '../kube/apply.js';
 import { ApiDiscovery } from '../kube/discovery.js';
 import { configSourceInformers, resourceInformers } from '../kube/informers.js';
 import type { KubeConfig } from '../kube/kubeconfig.js';
 import { KubeLeaseClient, type LeaseClient } from '../kube/leases.js';
+import { ClientNodeObjectLister, type ObjectLister } from '../kube/list.js';
 import type { KubeReader } from '../kube/reader.js';
 import { resourceName } from '../kube/resources.js';
 import { ClientNodeWorkloadClient, type WorkloadClient } from '../kube/workloads.js';
 import type { RuleSet } from '../rules/types.js';
+import { claimsDigest } from '../scan/claims.js';
+import { APPLICATIONS } from '../scan/plan.js';
+import type { ReportsSetting } from '../scan/report-writer.js';
 import { slimWorkload, summarise, type SourceSummary } from './cache.js';
 import type { ConsumerIndex, WorkloadKey } from './consumers.js';
 import type { KindStatus } from './kinds.js';
@@ -19,8 +25,9 @@ import { LeaderElector } from './leader.js';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.js';
 import { CoalescingQueue, type QueueResult } from './queue.js';
 import { LeadershipLostError, reconcileWorkload, type ReconcileDeps } from './reconcile.js';
+import { ClusterScan } from './cluster-scan.js';
 import { ChangeTracker } from './tracker.js';
-import { ResourceWatches } from './watches.js';
+import { ResourceWatches, type WatchedResource } from './watches.js';
 
 export interface ControllerConfig {
   kubeConfig: KubeConfig;
@@ -77,6 +84,26 @@ export interface ControllerConfig {
    * touched. 0 turns it off.
    */
   resyncIntervalMs?: number;
+  /**
+   * The cluster scan the leader runs (docs/scan.md), writing policy reports and the scan metrics;
+   * absent: no scan. Its Argo CD Applications are watched (while served) to notice changed claims.
+   */
+  scan?: ControllerScanConfig;
+}
+
+export interface ControllerScanConfig {
+  /** Every this often (default 10 minutes); 0: only after changes. */
+  intervalMs?: number;
+  /** Quiet period after a relevant change (default 60 s); a burst of changes is one scan, at most 5 × this after the first. */
+  coalesceMs?: number;
+  /** Which report API to write (default auto: what the cluster serves). */
+  reports?: ReportsSetting;
+  /** Paged lists (default: through client-node). */
+  lister?: ObjectLister;
+  /** Server-side apply of the reports (default: through client-node). */
+  applier?: ObjectApplier;
+  /** First retry after a failed scan (default 30 s; doubles up to the interval). */
+  retryBaseMs?: number;
 }
 
 export const CONTROLLER_DEFAULTS = {
@@ -90,6 +117,8 @@ export const CONTROLLER_DEFAULTS = {
   retryBaseMs: 1_000,
   resyncIntervalMs: 600_000,
   discoveryIntervalMs: 30_000,
+  scanIntervalMs: 600_000,
+  scanCoalesceMs: 60_000,
   username: 'system:serviceaccount:gitops-guard:gitops-guard-controller',
 } as const;
 
@@ -98,6 +127,19 @@ const MAX_RETRY_MS = 300_000;
 /** Why a reconcile failed, for the `reason` label of gitops_guard_controller_reconcile_errors_total. */
 function failureReason(error: unknown): 'read' | 'api' {
   return error instanceof ConfigReadError ? 'read' : 'api';
+}
+
+/** What the controller keeps of an Argo CD Application: its name and a digest of what it claims. */
+interface SlimApplication {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  claims: string;
+}
+
+function slimApplication(object: KubeObject): SlimApplication {
+  return {
+    metadata: { name: object.metadata?.name ?? '', namespace: object.metadata?.namespace ?? '', ...(object.metadata?.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}) },
+    claims: claimsDigest(object),
+  };
 }
 
 /**
@@ -116,6 +158,9 @@ export class RolloutController {
   private readonly deps: ReconcileDeps;
   private readonly discovery: ApiDiscovery;
   private watches: ResourceWatches | undefined;
+  private readonly clusterScan: ClusterScan | undefined;
+  /** Argo CD Application → the digest of what it claims (a scan follows when one changes). */
+  private readonly claims = new Map<string, string>();
   private leaderSignal: AbortSignal | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private synced = false;
@@ -156,6 +201,34 @@ export class RolloutController {
       dryRun: config.dryRun ?? false,
       conflictRequeueMs: coalesceMs,
     };
+    if (config.scan) {
+      this.clusterScan = new ClusterScan({
+        lister: config.scan.lister ?? new ClientNodeObjectLister(config.kubeConfig),
+        applier: config.scan.applier ?? new ClientNodeObjectApplier(config.kubeConfig),
+        discovery: this.discovery,
+        kube: this.deps.kube,
+        registry: createRegistry(),
+        rules: config.rules,
+        checksumKey: config.checksumKey,
+        ...(config.namespaces ? { namespaces: config.namespaces } : {}),
+        intervalMs: config.scan.intervalMs ?? CONTROLLER_DEFAULTS.scanIntervalMs,
+        coalesceMs: config.scan.coalesceMs ?? CONTROLLER_DEFAULTS.scanCoalesceMs,
+        reports: config.scan.reports ?? 'auto',
+        metrics: this.metrics.scan,
+        logger: config.logger.child({ component: 'scan' }),
+        ...(config.scan.retryBaseMs !== undefined ? { retryBaseMs: config.scan.retryBaseMs } : {}),
+      });
+    }
+  }
+
+  /** Resolves when no cluster scan is waiting or running (for tests). */
+  scanIdle(): Promise<void> {
+    return this.clusterScan?.idle() ?? Promise.resolve();
+  }
+
+  /** Cluster scans completed by this replica. */
+  get scansCompleted(): number {
+    return this.clusterScan?.completed ?? 0;
   }
 
   /** True while this replica holds the lease. */
@@ -212,8 +285,10 @@ export class RolloutController {
         disabled: false,
         informers: () => configSourceInformers(kubeConfig, kind, namespaces, (object) => summarise(kind, object)),
         handle: (type, object) => {
-          const affected = this.tracker.sourceChanged(kind, type, object as SourceSummary, this.acting);
-          for (const workload of affected) this.queue.add(workload, `${kind} ${(object as SourceSummary).metadata.name}`);
+          const source = object as SourceSummary;
+          const affected = this.tracker.sourceChanged(kind, type, source, this.acting);
+          for (const workload of affected) this.queue.add(workload, `${kind} ${source.metadata.name}`);
+          if (affected.length > 0) this.clusterScan?.changed(`${kind} ${source.metadata.namespace}/${source.metadata.name}`);
         },
       });
     }
@@ -231,7 +306,20 @@ export class RolloutController {
           const { key, compare } = this.tracker.workloadChanged(resource, type, object as KubeObject);
           if (type === 'delete') this.queue.forget(key);
           else if (compare && this.acting) this.queue.add(key);
+          if (type === 'delete' || compare) this.clusterScan?.changed(`${resource.kind} ${key}`);
         },
+      });
+    }
+    if (this.clusterScan) {
+      // What Argo CD Applications claim: a scan follows when a claim changes (not status or health).
+      watches.add({
+        name: resourceName(APPLICATIONS),
+        resource: { ...APPLICATIONS, builtIn: false },
+        required: false,
+        discovered: true,
+        disabled: false,
+        informers: () => resourceInformers(kubeConfig, APPLICATIONS, undefined, slimApplication),
+        handle: (type, object) => this.applicationChanged(type, object as SlimApplication),
       });
     }
 
@@ -269,17 +357,32 @@ export class RolloutController {
     this.watches?.stop();
     this.synced = false;
     this.metrics.leader.set(0);
+    this.clusterScan?.stopLeading();
     // A later start() lists everything again.
     this.tracker.clear();
+    this.claims.clear();
   }
 
   private get acting(): boolean {
     return this.synced && this.leaderSignal !== undefined && !this.leaderSignal.aborted;
   }
 
-  /** A workload kind no longer watched: its workloads are forgotten (their state can no longer be kept current). */
-  private forgetKind(resource: WorkloadKind): void {
-    for (const key of this.tracker.dropKind(resource)) this.queue.forget(key);
+  /** A kind no longer watched: what is known of its objects is forgotten (it can no longer be kept current). */
+  private forgetKind(resource: WatchedResource): void {
+    const workload = WORKLOAD_KINDS.find((w) => w === resource);
+    if (workload) for (const key of this.tracker.dropKind(workload)) this.queue.forget(key);
+    else if (resource.group === APPLICATIONS.group && resource.plural === APPLICATIONS.plural) {
+      this.claims.clear();
+      this.clusterScan?.changed('Argo CD Applications no longer served');
+    }
+  }
+
+  private applicationChanged(type: 'add' | 'update' | 'delete', application: SlimApplication): void {
+    const key = `${application.metadata.namespace}/${application.metadata.name}`;
+    const before = this.claims.get(key);
+    if (type === 'delete') this.claims.delete(key);
+    else this.claims.set(key, application.claims);
+    if (before !== (type === 'delete' ? undefined : application.claims)) this.clusterScan?.changed(`Application ${key}`);
   }
 
   private startedLeading(signal: AbortSignal): void {
@@ -289,6 +392,7 @@ export class RolloutController {
     for (const key of this.tracker.keys()) this.queue.add(key);
     this.config.logger.info({ workloads: this.tracker.workloadCount }, 'leading: comparing every workload');
     this.queue.start((key, reasons) => this.reconcile(key, reasons));
+    this.clusterScan?.startLeading(signal);
     const resyncIntervalMs = this.config.resyncIntervalMs ?? CONTROLLER_DEFAULTS.resyncIntervalMs;
     if (resyncIntervalMs > 0) {
       this.resyncTimer = setInterval(() => {
@@ -300,6 +404,7 @@ export class RolloutController {
   }
 
   private stoppedLeading(): void {
+    this.clusterScan?.stopLeading();
     clearInterval(this.resyncTimer);
     this.resyncTimer = undefined;
     this.leaderSignal = undefined;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { unchangedUpdate } from '../admission/request.js';
 import type { AdmissionRequest, KubeObject } from '../api/types.js';
 import { computeWorkloadChecksum } from '../actions/checksum/compute.js';
 import { locatePodTemplate, PodTemplateError, type PodTemplateLocation, type WorkloadKind } from '../actions/checksum/pod-template.js';
@@ -60,21 +61,9 @@ export class LeadershipLostError extends Error {
   override readonly name = 'LeadershipLostError';
 }
 
-/** The UPDATE the webhook would see if the workload were re-applied unchanged. */
+/** The UPDATE the webhook would see if the workload were re-applied unchanged, made by `username`. */
 export function syntheticRequest(resource: WorkloadKind, object: KubeObject, username: string): AdmissionRequest {
-  const namespace = object.metadata?.namespace;
-  const name = object.metadata?.name;
-  return {
-    uid: 'gitops-guard-controller',
-    kind: { group: resource.group, version: resource.version, kind: resource.kind },
-    resource: { group: resource.group, version: resource.version, resource: resource.plural },
-    ...(name ? { name } : {}),
-    ...(namespace ? { namespace } : {}),
-    operation: 'UPDATE',
-    userInfo: { username },
-    object,
-    oldObject: object,
-  };
+  return unchangedUpdate(resource, object, { username }, 'gitops-guard-controller');
 }
 
 /**

@@ -28,6 +28,8 @@ export interface ScanMetrics {
   recordScan(run: ScanRun): void;
   /** A scan that could not complete: the previous counts stay (they are still the latest known). */
   recordFailure(): void;
+  /** What writing a scan's policy reports came to: reports written, left as they were (unchanged), or failed. */
+  recordReportWrites(counts: { written: number; unchanged: number; failed: number }): void;
   /** Leadership lost: this replica no longer scans, so it stops reporting counts (the new leader will). */
   clear(): void;
 }
@@ -47,6 +49,13 @@ export function createScanMetrics(registry: Registry): ScanMetrics {
   });
   const duration = new Gauge({ name: 'gitops_guard_scan_duration_seconds', help: 'How long the latest completed cluster scan took.', registers });
   const runs = new Counter({ name: 'gitops_guard_scan_runs_total', help: 'Cluster scans by result (success, error).', labelNames: ['result'], registers });
+  const reportWrites = new Counter({
+    name: 'gitops_guard_scan_report_writes_total',
+    help: 'Policy reports after each scan, by result (written: applied because its results changed; unchanged: left as it was; error: the apply failed).',
+    labelNames: ['result'],
+    registers,
+  });
+  for (const result of ['written', 'unchanged', 'error']) reportWrites.inc({ result }, 0);
 
   return {
     recordScan(run) {
@@ -75,6 +84,11 @@ export function createScanMetrics(registry: Registry): ScanMetrics {
     },
     recordFailure() {
       runs.inc({ result: 'error' });
+    },
+    recordReportWrites({ written, unchanged, failed }) {
+      reportWrites.inc({ result: 'written' }, written);
+      reportWrites.inc({ result: 'unchanged' }, unchanged);
+      reportWrites.inc({ result: 'error' }, failed);
     },
     clear() {
       findings.reset();

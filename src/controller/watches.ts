@@ -1,17 +1,22 @@
 import type { Logger } from 'pino';
-import type { WorkloadKind } from '../actions/checksum/pod-template.js';
 import type { ApiDiscovery } from '../kube/discovery.js';
 import type { KubeApiError } from '../kube/errors.js';
 import type { Informer, InformerEvent } from '../kube/informers.js';
+import type { ApiResource } from '../kube/resources.js';
 import { KindWatch, servedBy, type DiscoveryAnswer, type KindStatus } from './kinds.js';
 import type { ControllerMetrics } from './metrics.js';
+
+/** A resource discovery decides about: built-in kinds are watched even when discovery fails at start-up. */
+export interface WatchedResource extends ApiResource {
+  builtIn: boolean;
+}
 
 /** A resource kind the controller may watch. */
 export interface WatchedKindSpec {
   /** `configmaps`, `deployments.apps`. */
   name: string;
-  /** The workload kind (undefined for ConfigMaps and Secrets). */
-  resource?: WorkloadKind;
+  /** The resource (a workload kind, Argo CD's Applications); undefined for ConfigMaps and Secrets. */
+  resource?: WatchedResource;
   required: boolean;
   /** Discovery decides whether it is watched (otherwise it is always watched, or never: `disabled`). */
   discovered: boolean;
@@ -34,8 +39,8 @@ export interface ResourceWatchesOptions {
   watchRestartDelayMs: number;
   /** How often discovery is asked again; 0: only at start-up. */
   discoveryIntervalMs: number;
-  /** A workload kind is no longer watched: what is known about its workloads can no longer be kept current. */
-  onDropped: (resource: WorkloadKind) => void;
+  /** A kind is no longer watched: what is known about its objects can no longer be kept current. */
+  onDropped: (resource: WatchedResource) => void;
 }
 
 /**

@@ -78,7 +78,7 @@ describe('ApiGetClient: answers', () => {
     const answer = await get.get(objectPath('ConfigMap', 'apps', 'settings'), never(), LIMIT);
     expect(answer.status).toBe(200);
     expect(json(answer)).toMatchObject({ kind: 'ConfigMap', metadata: { name: 'settings', namespace: 'apps' }, data: { 'app.yaml': 'level: debug\n' } });
-    expect(api.requests).toEqual([{ method: 'GET', path: objectPath('ConfigMap', 'apps', 'settings'), query: '', authorized: true }]);
+    expect(api.requests).toEqual([{ method: 'GET', path: objectPath('ConfigMap', 'apps', 'settings'), query: '', authorized: true, accept: 'application/json' }]);
   });
 
   it('reads fresh: an object written just before is seen, a change at once', async () => {

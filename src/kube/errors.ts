@@ -48,6 +48,25 @@ export function statusReason(body: unknown): string | undefined {
   return kind === 'Status' && typeof reason === 'string' && STATUS_REASON.test(reason) ? reason : undefined;
 }
 
+/**
+ * The continue token a `410 Expired` Status offers when a paged list's own token has expired
+ * (`metadata.continue`: it carries on with the rest of the list at the current state, an
+ * "inconsistent" continuation). An opaque token the server made, kept only to send back.
+ */
+export function statusContinueToken(body: unknown): string | undefined {
+  let parsed = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || (parsed as { kind?: unknown }).kind !== 'Status') return undefined;
+  const token = (parsed as { metadata?: { continue?: unknown } }).metadata?.continue;
+  return typeof token === 'string' && token !== '' && token.length <= 4096 ? token : undefined;
+}
+
 /** `HTTP 403 Forbidden`: how an answered call is described. */
 export function describeStatus(status: number, reason?: string): string {
   return `HTTP ${status}${reason ? ` ${reason}` : ''}`;

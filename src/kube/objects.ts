@@ -1,8 +1,7 @@
-import { createConfiguration, HttpMethod, ServerConfiguration, type Configuration, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubeObject } from '../api/types.js';
-import { toKubeApiError } from './api-error.js';
 import { KubeApiError, statusReason } from './errors.js';
-import { KeepAliveAuthentication } from './keep-alive.js';
+import { apiPrefix, parseObject, RawApiClient } from './raw.js';
 
 /** Any object, addressed the way the API's URLs are built: no discovery round trip needed. */
 export interface ObjectAddress {
@@ -23,64 +22,30 @@ export interface ObjectReader {
 
 /** `/api/v1/namespaces/ns/configmaps/c`, `/apis/rbac.authorization.k8s.io/v1/clusterroles/x`. */
 export function objectPath(address: ObjectAddress): string {
-  const slash = address.apiVersion.indexOf('/');
-  const prefix = slash === -1 ? `/api/${address.apiVersion}` : `/apis/${address.apiVersion}`;
-  const scope = address.namespace ? `/namespaces/${encodeURIComponent(address.namespace)}` : '';
-  return `${prefix}${scope}/${encodeURIComponent(address.plural)}/${encodeURIComponent(address.name)}`;
+  return `${collectionPath(address.apiVersion, address.plural, address.namespace)}/${encodeURIComponent(address.name)}`;
+}
+
+/** `/api/v1/namespaces/ns/configmaps`, `/apis/rbac.authorization.k8s.io/v1/clusterroles`: a collection, in one namespace or cluster-wide. */
+export function collectionPath(apiVersion: string, plural: string, namespace: string | undefined): string {
+  const scope = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  return `${apiPrefix(apiVersion)}${scope}/${encodeURIComponent(plural)}`;
 }
 
 /**
- * An object as large as etcd stores (1.5 MiB) is far below this; a larger answer is refused
- * rather than held in memory (when the server says how large it is).
- */
-export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
-
-/**
- * ObjectReader over @kubernetes/client-node's transport (the kubeconfig's credentials, TLS and
- * proxy, kept-alive connections) for objects of any kind, by URL: the generated API classes have
- * one method per kind, or need a discovery round trip per group-version. Each read gives up after
- * `timeoutMs`. Failures carry status codes and Status reasons only, never response bodies.
+ * ObjectReader over the raw transport (raw.ts) for objects of any kind, by URL. Each read gives
+ * up after `timeoutMs`. Failures carry status codes and Status reasons only, never response bodies.
  */
 export class ClientNodeObjectReader implements ObjectReader {
-  private readonly configuration: Configuration;
+  private readonly api: RawApiClient;
 
-  constructor(
-    kubeConfig: KubeConfig,
-    private readonly timeoutMs = 10_000,
-  ) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new KubeApiError('unavailable', 'kubeconfig has no current cluster');
-    this.configuration = createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: new KeepAliveAuthentication(kubeConfig) } });
+  constructor(kubeConfig: KubeConfig, timeoutMs = 10_000) {
+    this.api = new RawApiClient(kubeConfig, timeoutMs);
   }
 
   async read(address: ObjectAddress, signal?: AbortSignal): Promise<KubeObject | null> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const context = this.configuration.baseServer.makeRequestContext(objectPath(address), HttpMethod.GET);
-    context.setHeaderParam('Accept', 'application/json');
-    let text: string;
-    let status: number;
-    try {
-      await this.configuration.authMethods.default?.applySecurityAuthentication(context);
-      context.setSignal(combined);
-      const response = await this.configuration.httpApi.send(context).toPromise();
-      status = response.httpStatusCode;
-      const length = Number(response.headers['content-length']);
-      if (length > MAX_OBJECT_BYTES) throw new KubeApiError('server', `response larger than ${MAX_OBJECT_BYTES} bytes`);
-      text = await response.body.text();
-    } catch (error) {
-      if (timeout.aborted) throw new KubeApiError('timeout', `no answer within ${this.timeoutMs} ms`);
-      throw toKubeApiError(error, combined);
-    }
+    const { status, text } = await this.api.send({ method: 'GET', path: objectPath(address), ...(signal ? { signal } : {}) });
     if (status === 404) return null;
     if (status !== 200) throw KubeApiError.fromStatus(status, statusReason(text));
-    let object: unknown;
-    try {
-      object = JSON.parse(text);
-    } catch {
-      throw new KubeApiError('server', 'response is not JSON');
-    }
-    if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new KubeApiError('server', 'response is not an object');
-    return object as KubeObject;
+    return parseObject(text) as KubeObject;
   }
 }

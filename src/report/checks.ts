@@ -60,6 +60,22 @@ export const CHECKS = {
     severity: 'medium',
     title: 'requires a ConfigMap or Secret that does not exist',
   },
+  /** A list or discovery call the scan could not make (forbidden, unavailable), or an object it could not examine. */
+  scanError: {
+    check: 'gitops-guard',
+    rule: 'scan-error',
+    category: 'Scan',
+    severity: 'high',
+    title: 'a list the scan needs failed (e.g. forbidden), or an object could not be examined',
+  },
+  /** Objects the rules select that a scan cannot list (a kind pattern such as `*`): a gap in its coverage. */
+  notScanned: {
+    check: 'gitops-guard',
+    rule: 'not-scanned',
+    category: 'Scan',
+    severity: 'info',
+    title: 'kinds the rules select by pattern, which the scan does not list',
+  },
   /** Written by the report builder itself when a report had to leave results out (see bound.ts). */
   reportTruncated: {
     check: 'gitops-guard',

@@ -50,6 +50,13 @@ describe('findings for the command line', () => {
     expect(renderFindingsTable([], { color: false })).toBe('0 findings: 0 error, 0 fail, 0 warn, 0 skip, 0 pass\n');
   });
 
+  it('always lists findings about the scan itself, such as a check that was skipped', () => {
+    const skipped: Finding = { check: 'single-owner', rule: 'shared-object', result: 'skip', message: 'shared-object check skipped: this cluster has no Argo CD' };
+    const table = renderFindingsTable([fine, skipped], { color: false });
+    expect(table).toContain('SKIP    -         single-owner/shared-object  -\n    shared-object check skipped: this cluster has no Argo CD');
+    expect(table).toContain('(1 passing or skipped not listed)');
+  });
+
   it('colours only the result word, keeping the columns aligned', () => {
     const coloured = renderFindingsTable([broken, stale], { color: true }).split('\n');
     const plain = renderFindingsTable([broken, stale], { color: false }).split('\n');

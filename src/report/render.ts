@@ -72,7 +72,7 @@ export function findingsJson(findings: readonly Finding[]): FindingsJson {
 
 export interface FindingsTableOptions {
   color: boolean;
-  /** Also list passing and skipped findings (by default only counted). */
+  /** Also list passing and skipped findings about objects (by default only counted). */
   all?: boolean;
 }
 
@@ -80,12 +80,13 @@ const COLORS: Record<FindingResult, number> = { error: 31, fail: 31, warn: 33, s
 
 /**
  * One line per finding: RESULT, SEVERITY, CHECK/RULE, RESOURCE, then the message and properties
- * indented below it. Text from the cluster (names, messages) is stripped of control characters,
+ * indented below it. Passing and skipped findings about objects are only counted unless `all`. Text from the cluster (names, messages) is stripped of control characters,
  * so an object name cannot move the cursor or recolour a terminal.
  */
 export function renderFindingsTable(findings: readonly Finding[], options: FindingsTableOptions): string {
   const paint = (result: FindingResult, text: string) => (options.color ? `\u001b[${COLORS[result]}m${text}\u001b[0m` : text);
-  const shown = sortFindings(findings).filter((f) => options.all || (f.result !== 'pass' && f.result !== 'skip'));
+  // Findings about the scan itself (no object: a check that was skipped, say) are always listed.
+  const shown = sortFindings(findings).filter((f) => options.all || (f.result !== 'pass' && f.result !== 'skip') || f.resource === undefined);
   const rows = shown.map((f) => [f.result.toUpperCase(), f.severity ?? '-', `${f.check}/${f.rule}`, resourceText(f)].map(printable));
   const header = ['RESULT', 'SEVERITY', 'CHECK/RULE', 'RESOURCE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { KubeObject } from '../../src/api/types.js';
+import { parse as parseYaml } from 'yaml';
 import { writeKubeconfig } from './kubeconfig.js';
 import { DEFAULT_RESOURCES, expiredStatus, KubeStore, qualified, status, type ApiAnswer, type ResourceType, type StoredEvent, type Status } from './kube-store.js';
 import { testTls } from './tls.js';
@@ -11,13 +12,16 @@ import { testTls } from './tls.js';
 /**
  * A small HTTPS server that speaks the Kubernetes REST API for what gitops-guard uses, so tests
  * run the real @kubernetes/client-node against it: GET of namespaced objects (core and named
- * groups), LIST of namespaced and cluster-wide collections (with the list's resourceVersion),
+ * groups), LIST of namespaced and cluster-wide collections (with the list's resourceVersion;
+ * paged with `limit`/`continue`, expired continue tokens answered `410 Expired`; equality label
+ * selectors; `PartialObjectMetadataList` when the client asks for metadata only),
  * WATCH streams (newline-delimited events after a resourceVersion, from the store's bounded
  * history; an expired resourceVersion gets a `410 Expired` ERROR event like the real API server),
- * PATCH (JSON or strategic merge patch) with a `metadata.resourceVersion` precondition, POST
+ * PATCH (JSON or strategic merge patch) with a `metadata.resourceVersion` precondition, server-side
+ * apply (`application/apply-patch+yaml`, for objects one field manager owns whole), POST
  * (create, 409 AlreadyExists), PUT (replace, 409 Conflict on a stale resourceVersion) and DELETE,
- * API group discovery per group-version (`/apis/{group}/{version}` lists exactly the resources
- * served), bearer-token authentication, real `Status` bodies, programmable faults and a request
+ * API discovery (`/api` the core version, `/apis` the groups, `/api/v1` and `/apis/{group}/{version}`
+ * exactly the resources served: enough for kubectl's resource mapping), bearer-token authentication, real `Status` bodies, programmable faults and a request
  * log. What it serves lives in a KubeStore (kube-store.ts: objects, resourceVersions, CRDs);
  * this file is the HTTP around it. `ARGOCD_CLUSTER_RESOURCES` shapes it like a cluster with Argo
  * CD but without Argo Rollouts.
@@ -31,6 +35,8 @@ export interface RecordedPatch {
   body: unknown;
   /** HTTP status of the answer. */
   status: number;
+  /** `force=true` (server-side apply). */
+  force?: boolean;
 }
 
 /** What to do to matching requests instead of (or before) answering normally. */
@@ -64,6 +70,8 @@ export interface RecordedRequest {
   abandoned?: boolean;
   /** Request body (parsed JSON when it is JSON), for POST, PUT and PATCH. */
   body?: unknown;
+  /** The Accept header, when one was sent. */
+  accept?: string;
 }
 
 export interface KubeApiServerOptions {
@@ -297,7 +305,14 @@ export class KubeApiServer {
     const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
     const clientCertificate = typeof peer?.subject?.CN === 'string' ? peer.subject.CN : undefined;
     const authorized = req.headers.authorization === `Bearer ${this.token}` || clientCertificate !== undefined;
-    const record: RecordedRequest = { method, path: url.pathname, query: url.search, authorized, ...(clientCertificate ? { clientCertificate } : {}) };
+    const record: RecordedRequest = {
+      method,
+      path: url.pathname,
+      query: url.search,
+      authorized,
+      ...(clientCertificate ? { clientCertificate } : {}),
+      ...(req.headers.accept ? { accept: req.headers.accept } : {}),
+    };
     this.requests.push(record);
     res.on('close', () => {
       if (!res.writableFinished) record.abandoned = true;
@@ -346,7 +361,7 @@ export class KubeApiServer {
       if (!target) {
         const collection = this.routeCollection(url.pathname);
         if (collection) {
-          this.serveCollection(method, url, collection, body, res);
+          this.serveCollection(method, url, collection, body, req, res);
           return;
         }
         const discovery = this.discovery(url.pathname);
@@ -403,9 +418,28 @@ export class KubeApiServer {
     return { resource, namespace };
   }
 
-  /** `/apis/{group}/{version}`: an APIResourceList of exactly the resources served there (404 when none is). */
+  /**
+   * `/api`: the core group's one version (kubectl maps `v1` kinds, `List` included, only once it
+   * has read it); `/apis`: every group served, with its versions; `/api/v1` and `/apis/{group}/{version}`: an
+   * APIResourceList of exactly the resources served there (404 when none is).
+   */
   private discovery(path: string): unknown {
     const parts = path.split('/').filter(Boolean);
+    if (parts.length === 1 && parts[0] === 'api') {
+      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: new URL(this.url).host }] };
+    }
+    if (parts.length === 1 && parts[0] === 'apis') {
+      return {
+        kind: 'APIGroupList',
+        apiVersion: 'v1',
+        groups: [...this.store.servedGroups()].map(([name, versions]) => ({
+          name,
+          versions: versions.map((version) => ({ groupVersion: `${name}/${version}`, version })),
+          preferredVersion: { groupVersion: `${name}/${versions[0]}`, version: versions[0] },
+        })),
+      };
+    }
+    if (parts.length === 2 && parts[0] === 'api' && parts[1] === 'v1') parts.splice(0, 2, 'apis', '', 'v1');
     if (parts.length !== 3 || parts[0] !== 'apis') return undefined;
     const [, group, version] = parts as [string, string, string];
     const resources = this.store.servedIn(group, version);
@@ -413,7 +447,7 @@ export class KubeApiServer {
     return {
       kind: 'APIResourceList',
       apiVersion: 'v1',
-      groupVersion: `${group}/${version}`,
+      groupVersion: group ? `${group}/${version}` : version,
       resources: resources.map((r) => ({
         name: r.plural,
         singularName: r.kind.toLowerCase(),
@@ -424,14 +458,25 @@ export class KubeApiServer {
     };
   }
 
-  private serveCollection(method: string, url: URL, target: CollectionTarget, body: unknown, res: ServerResponse): void {
+  private serveCollection(method: string, url: URL, target: CollectionTarget, body: unknown, req: IncomingMessage, res: ServerResponse): void {
     const { resource, namespace } = target;
     if (method === 'GET' && ['true', '1'].includes(url.searchParams.get('watch') ?? '')) {
       this.serveWatch(url, target, res);
       return;
     }
     if (method === 'GET') {
-      answer(res, this.store.listAnswer(resource, namespace));
+      const limit = url.searchParams.get('limit');
+      const accept = String(req.headers.accept ?? '');
+      answer(
+        res,
+        this.store.listAnswer(resource, namespace, {
+          ...(limit !== null ? { limit: Number(limit) } : {}),
+          ...(url.searchParams.get('continue') ? { continue: url.searchParams.get('continue')! } : {}),
+          ...(url.searchParams.get('labelSelector') ? { labelSelector: url.searchParams.get('labelSelector')! } : {}),
+          // The first media type the client accepts decides, as the API server's negotiation does.
+          metadataOnly: /^application\/json;[^,]*\bas=PartialObjectMetadataList\b/.test(accept),
+        }),
+      );
       return;
     }
     if (method === 'POST' && (namespace !== undefined || !resource.namespaced)) {
@@ -480,8 +525,21 @@ export class KubeApiServer {
         return;
       case 'PATCH': {
         const contentType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        const recorded: RecordedPatch = { path, contentType, body, status: 0, ...(url.searchParams.get('fieldManager') ? { fieldManager: url.searchParams.get('fieldManager')! } : {}) };
+        const fieldManager = url.searchParams.get('fieldManager') ?? undefined;
+        const recorded: RecordedPatch = { path, contentType, body, status: 0, ...(fieldManager ? { fieldManager } : {}), ...(url.searchParams.get('force') === 'true' ? { force: true } : {}) };
         this.patches.push(recorded);
+        if (contentType === 'application/apply-patch+yaml') {
+          let applied: unknown;
+          try {
+            applied = typeof body === 'string' ? parseYaml(body) : body;
+          } catch {
+            applied = undefined;
+          }
+          const result = this.store.serverSideApply(resource, namespace, name, applied, fieldManager);
+          recorded.status = result.code;
+          answer(res, result);
+          return;
+        }
         if (contentType !== 'application/merge-patch+json' && contentType !== 'application/strategic-merge-patch+json') {
           recorded.status = 415;
           send(res, 415, status(415, `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));

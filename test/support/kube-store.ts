@@ -42,6 +42,11 @@ const GROUP_VERSIONS: Record<string, string> = {
   'coordination.k8s.io': 'v1',
   'events.k8s.io': 'v1',
   'apiextensions.k8s.io': 'v1',
+  'rbac.authorization.k8s.io': 'v1',
+  'admissionregistration.k8s.io': 'v1',
+  'scheduling.k8s.io': 'v1',
+  'storage.k8s.io': 'v1',
+  'networking.k8s.io': 'v1',
 };
 
 export function versionOf(resource: ResourceType): string {
@@ -64,6 +69,27 @@ export const ARGOCD_CLUSTER_RESOURCES: readonly ResourceType[] = [
   { group: 'argoproj.io', kind: 'AppProject', plural: 'appprojects', namespaced: true },
   CRD_RESOURCE,
 ];
+
+/**
+ * The cluster-scoped kinds gitops-guard's owner rules select (the shipped default rules), as a
+ * cluster serves them: what a cluster scan lists besides workloads.
+ */
+export const OWNER_RULE_RESOURCES: readonly ResourceType[] = [
+  { group: 'rbac.authorization.k8s.io', kind: 'ClusterRole', plural: 'clusterroles', namespaced: false },
+  { group: 'rbac.authorization.k8s.io', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', namespaced: false },
+  { group: 'admissionregistration.k8s.io', kind: 'MutatingWebhookConfiguration', plural: 'mutatingwebhookconfigurations', namespaced: false },
+  { group: 'admissionregistration.k8s.io', kind: 'ValidatingWebhookConfiguration', plural: 'validatingwebhookconfigurations', namespaced: false },
+  { group: 'scheduling.k8s.io', kind: 'PriorityClass', plural: 'priorityclasses', namespaced: false },
+  { group: 'storage.k8s.io', kind: 'StorageClass', plural: 'storageclasses', namespaced: false },
+  { group: 'networking.k8s.io', kind: 'IngressClass', plural: 'ingressclasses', namespaced: false },
+];
+
+/**
+ * A cluster with Argo CD (Applications in any namespace), the kinds the default rules select,
+ * CRDs that can be installed at run time (the policy report CRDs, say), and no Argo Rollouts:
+ * what a cluster scan reads.
+ */
+export const SCANNED_CLUSTER_RESOURCES: readonly ResourceType[] = [...ARGOCD_CLUSTER_RESOURCES, ...OWNER_RULE_RESOURCES];
 
 /** The resource types a CustomResourceDefinition serves (one per served version). */
 function crdResources(crd: KubeObject): ResourceType[] {
@@ -161,6 +187,15 @@ function groupOf(apiVersion: string): string {
   return slash === -1 ? '' : apiVersion.slice(0, slash);
 }
 
+/** The query of a LIST. */
+export interface ListQuery {
+  limit?: number;
+  continue?: string;
+  labelSelector?: string;
+  /** `Accept: ...;as=PartialObjectMetadataList`: metadata only. */
+  metadataOnly?: boolean;
+}
+
 /** What an API operation answers: an HTTP status code and its body (the object, or a Status). */
 export interface ApiAnswer {
   code: number;
@@ -211,6 +246,18 @@ export class KubeStore {
   /** A resource served at this group and version. */
   served(group: string, version: string, plural: string): ResourceType | undefined {
     return this.resources.find((r) => r.group === group && versionOf(r) === version && r.plural === plural);
+  }
+
+  /** Every API group served (the core group left out), with its versions. */
+  servedGroups(): Map<string, string[]> {
+    const groups = new Map<string, string[]>();
+    for (const resource of this.resources) {
+      if (resource.group === '') continue;
+      const versions = groups.get(resource.group) ?? [];
+      if (!versions.includes(versionOf(resource))) versions.push(versionOf(resource));
+      groups.set(resource.group, versions);
+    }
+    return groups;
   }
 
   /** Every resource served at this group and version. */
@@ -370,12 +417,112 @@ export class KubeStore {
     return object ? { code: 200, body: object } : this.notFound(resource, name);
   }
 
-  /** GET of a collection (all namespaces when `namespace` is undefined), with the list's resourceVersion. */
-  listAnswer(resource: ResourceType, namespace: string | undefined): ApiAnswer {
+  /**
+   * GET of a collection (all namespaces when `namespace` is undefined), with the list's
+   * resourceVersion; paged like the API server with `limit` and `continue` (objects in key order,
+   * `remainingItemCount`), filtered by an equality `labelSelector` (`a=b,c=d`), and as
+   * `PartialObjectMetadataList` when `metadataOnly`. A continue token issued before
+   * `expireContinueTokens()` is answered `410 Expired`, with an inconsistent-continuation token in
+   * the Status's `metadata.continue` unless that was turned off.
+   */
+  listAnswer(resource: ResourceType, namespace: string | undefined, options: ListQuery = {}): ApiAnswer {
+    let objects = this.collection(resource, namespace);
+    if (options.labelSelector) {
+      const wanted = options.labelSelector.split(',').map((term) => term.split('=') as [string, string]);
+      if (wanted.some((term) => term.length !== 2 || term[0] === '')) return { code: 400, body: status(400, `unable to parse requirement: ${options.labelSelector}`) };
+      objects = objects.filter((o) => wanted.every(([key, value]) => o.metadata?.labels?.[key] === value));
+    }
+    let after: string | undefined;
+    if (options.continue !== undefined) {
+      let token: { k?: unknown; e?: unknown };
+      try {
+        token = JSON.parse(Buffer.from(options.continue, 'base64url').toString('utf8')) as { k?: unknown; e?: unknown };
+      } catch {
+        return { code: 400, body: status(400, 'continue key is not valid') };
+      }
+      if (typeof token.k !== 'string') return { code: 400, body: status(400, 'continue key is not valid') };
+      if (token.e !== this.continueEpoch) {
+        const body = expiredStatus(this.compactedBelowVersion);
+        body.message = 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results.';
+        if (this.offerInconsistentContinue) (body as Status & { metadata: { continue?: string } }).metadata = { continue: this.continueToken(token.k) } as never;
+        return { code: 410, body };
+      }
+      after = token.k;
+    }
+    const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    if (after !== undefined) objects = objects.filter((o) => keyOf(o) > after!);
+    const limit = options.limit && options.limit > 0 ? options.limit : objects.length;
+    const page = objects.slice(0, limit);
+    const rest = objects.length - page.length;
+    const metadata: Record<string, unknown> = { resourceVersion: String(this.resourceVersion) };
+    if (rest > 0) {
+      metadata['continue'] = this.continueToken(keyOf(page.at(-1)!));
+      metadata['remainingItemCount'] = rest;
+    }
+    const items = options.metadataOnly
+      ? page.map((o) => ({ apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: o.metadata }))
+      : page;
     return {
       code: 200,
-      body: { kind: `${resource.kind}List`, apiVersion: apiVersionOf(resource), metadata: { resourceVersion: String(this.resourceVersion) }, items: this.collection(resource, namespace) },
+      body: options.metadataOnly
+        ? { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata, items }
+        : { kind: `${resource.kind}List`, apiVersion: apiVersionOf(resource), metadata, items },
     };
+  }
+
+  private continueEpoch = 0;
+  private offerInconsistentContinue = true;
+
+  private continueToken(lastKey: string): string {
+    return Buffer.from(JSON.stringify({ k: lastKey, e: this.continueEpoch })).toString('base64url');
+  }
+
+  /**
+   * Expires every continue token handed out so far, as etcd compaction does after about five
+   * minutes. `offerContinue: false` answers like an API server that offers no way to carry on.
+   */
+  expireContinueTokens(offerContinue = true): void {
+    this.continueEpoch++;
+    this.offerInconsistentContinue = offerContinue;
+  }
+
+  /** The last object each field manager applied (server-side apply), by object. */
+  private readonly applied = new Map<string, KubeObject>();
+
+  /**
+   * PATCH with `application/apply-patch+yaml` (server-side apply) for objects one field manager
+   * owns whole, which is how gitops-guard writes its reports: creates the object when it is
+   * missing (201); otherwise the fields this manager applied before and leaves out now are
+   * removed, labels and annotations others set are kept, and everything applied is set. An apply
+   * that changes nothing writes nothing (same resourceVersion, no watch event). Conflicts with
+   * other managers' fields are not modelled (gitops-guard applies with force).
+   */
+  serverSideApply(resource: ResourceType, namespace: string, name: string, body: unknown, fieldManager: string | undefined): ApiAnswer {
+    if (!fieldManager) return { code: 400, body: status(400, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch') };
+    if (!isObject(body)) return { code: 400, body: status(400, 'the body of the request was not a JSON or YAML object') };
+    const applied = structuredClone(body) as KubeObject;
+    const appliedMeta = applied.metadata ?? {};
+    if (appliedMeta.name !== name || (resource.namespaced && appliedMeta.namespace !== undefined && appliedMeta.namespace !== namespace)) {
+      return { code: 400, body: status(400, 'the name or namespace of the object does not match the request') };
+    }
+    const key = `${storeKey(resource.group, resource.plural, resource.namespaced ? namespace : '', name)}@${fieldManager}`;
+    const live = this.find(resource, namespace, name);
+    const previous = live ? this.applied.get(key) : undefined;
+    const next: KubeObject = live ? structuredClone(live) : { apiVersion: applied.apiVersion, kind: resource.kind, metadata: { name, ...(resource.namespaced ? { namespace } : {}) } };
+    for (const field of Object.keys(previous ?? {})) if (field !== 'metadata' && !(field in applied)) delete next[field];
+    for (const [field, value] of Object.entries(applied)) if (field !== 'metadata') next[field] = value;
+    const metadata = { ...next.metadata } as Record<string, unknown>;
+    for (const map of ['labels', 'annotations'] as const) {
+      const merged = { ...((metadata[map] as Record<string, string> | undefined) ?? {}) };
+      for (const k of Object.keys((previous?.metadata?.[map] as Record<string, string> | undefined) ?? {})) if (!(k in ((appliedMeta[map] as object | undefined) ?? {}))) delete merged[k];
+      Object.assign(merged, (appliedMeta[map] as Record<string, string> | undefined) ?? {});
+      if (Object.keys(merged).length > 0) metadata[map] = merged;
+      else delete metadata[map];
+    }
+    next.metadata = metadata;
+    this.applied.set(key, applied);
+    if (live && JSON.stringify(next) === JSON.stringify(live)) return { code: 200, body: live };
+    return { code: live ? 200 : 201, body: this.put(next) };
   }
 
   /** POST: 409 AlreadyExists for a name in use; `generateName` is honoured. */

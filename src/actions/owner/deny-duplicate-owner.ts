@@ -69,6 +69,7 @@ function handoverSetterMessage(request: AdmissionRequest, why: string): string {
  */
 export const denyDuplicateOwner: ActionDefinition<DenyDuplicateOwnerParams> = {
   name: 'denyDuplicateOwner',
+  readsOnlyMetadata: true,
   phase: 'validate',
   paramsSchema: {
     type: 'object',

@@ -28,6 +28,7 @@ export interface TagOwnerParams extends OwnerResolution {
  */
 export const tagOwner: ActionDefinition<TagOwnerParams> = {
   name: 'tagOwner',
+  readsOnlyMetadata: true,
   phase: 'mutate',
   paramsSchema: {
     type: 'object',

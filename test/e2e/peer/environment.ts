@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { kustomizeBuild } from '../../support/kustomize.js';
 import { locatePeer } from './locate.js';
 
@@ -142,7 +142,12 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
       versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
     },
   });
+  // The wgpolicyk8s.io report CRDs (unmodified, from the fixtures), for the controller's reports.
+  const reportCrds = ['wgpolicyk8s.io_clusterpolicyreports.yaml', 'wgpolicyk8s.io_policyreports.yaml'].map((file) =>
+    parse(readFileSync(join(root, 'test', 'fixtures', 'corpus', 'report-crds', file), 'utf8')) as object,
+  );
   const seed = [
+    ...reportCrds,
     argoCdCrd('Application', 'applications'),
     argoCdCrd('AppProject', 'appprojects'),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'gitops-guard', labels: { 'kubernetes.io/metadata.name': 'gitops-guard' } } },
@@ -210,10 +215,11 @@ export async function startPeerEnvironment(options: PeerOptions): Promise<PeerEn
         '--metrics-port', '0',
         '--lease-namespace', 'gitops-guard',
         '--identity', 'gitops-guard-controller-e2e',
-        // Quicker than the defaults so the tier stays short: burst merging, and kinds installed at run time.
+        // Quicker than the defaults so the tier stays short: burst merging, kinds installed at run time, cluster scans after changes.
         '--coalesce-ms', '500',
         '--max-delay-ms', '2000',
         '--discovery-interval-ms', '1000',
+        '--scan-coalesce-ms', '500',
       ], dir);
       started.push(controller);
       let metricsPort = 0;
