@@ -192,7 +192,7 @@ describe('ApiGetClient: no answer', () => {
     expect(api.requestsTo(path)).toHaveLength(3);
   });
 
-  it('a connection closed on its first request is not retried (the server may have acted on it)', async () => {
+  it('a connection closed on its first request is not retried: not the kept-alive race, the server failed it', async () => {
     const fresh = clientFor(kubeconfigYaml({ server: api.url, caPem: api.caPem, token: api.token }));
     const path = objectPath('ConfigMap', 'apps', 'settings');
     api.fault({ path }, { destroy: true, times: 1 });
