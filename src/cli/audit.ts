@@ -9,10 +9,10 @@ import { renderTable } from '../audit/report-table.js';
 import { DEFAULT_NAMESPACE, DEFAULT_USER } from '../audit/request.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
-import type { RuleSet } from '../rules/types.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { helpText, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 import { useColor, writer } from './output.js';
+import { parseCommandArgs, runSetup, SetupError, setupStep } from './setup.js';
 
 
 /** The fixed key audits use without --checksum-key: deterministic output, never the cluster's key. */
@@ -119,11 +119,6 @@ export function parseAuditArgs(argv: string[]): AuditCliConfig | 'help' {
   };
 }
 
-/** A one-line problem that stops the audit before it starts (exit code 2). */
-class SetupError extends Error {
-  override readonly name = 'SetupError';
-}
-
 async function clusterAccess(path: string): Promise<ClusterAccess> {
   // Loaded only when asked for: the client library is the slowest import by far.
   const [{ loadKubeConfig }, { ClientNodeReader }, { ClientNodeObjectReader }] = await Promise.all([
@@ -150,53 +145,23 @@ async function clusterAccess(path: string): Promise<ClusterAccess> {
  * input errors). Usage and setup errors are one line on stderr; findings go to stdout.
  */
 export async function runAudit(argv: string[], io: CliIo): Promise<number> {
-  let config: AuditCliConfig | 'help';
-  try {
-    config = parseAuditArgs(argv);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`gitops-guard audit: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (config === 'help') {
-    io.stdout.write(auditHelp);
-    return 0;
-  }
+  const config = parseCommandArgs('audit', argv, parseAuditArgs, auditHelp, io);
+  if (typeof config === 'number') return config;
 
-  let ruleSet: RuleSet;
-  let checksumKey: Buffer;
-  let keySource: ChecksumKeySource;
-  let cluster: ClusterAccess | undefined;
   const registry = createRegistry();
-  try {
-    try {
-      ruleSet = loadRuleSetFile(config.rulesPath, registry);
-    } catch (error) {
-      if (error instanceof RuleSetError) throw new SetupError(error.message);
-      throw error;
-    }
-    if (config.checksumKeyPath !== undefined) {
-      try {
-        checksumKey = loadChecksumKey(config.checksumKeyPath, (warning) => io.stderr.write(`gitops-guard audit: warning: ${warning}\n`));
-      } catch (error) {
-        if (error instanceof ChecksumKeyError) throw new SetupError(error.message);
-        throw error;
-      }
-      keySource = 'file';
-    } else {
-      checksumKey = AUDIT_CHECKSUM_KEY;
-      keySource = 'audit';
-    }
-    if (config.kubeconfigPath !== undefined) cluster = await clusterAccess(config.kubeconfigPath);
-  } catch (error) {
-    if (error instanceof SetupError) {
-      io.stderr.write(`gitops-guard audit: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const setup = await runSetup('audit', io, async () => {
+    const ruleSet = setupStep(() => loadRuleSetFile(config.rulesPath, registry), RuleSetError);
+    const fromFile =
+      config.checksumKeyPath === undefined
+        ? undefined
+        : setupStep(() => loadChecksumKey(config.checksumKeyPath!, (warning) => io.stderr.write(`gitops-guard audit: warning: ${warning}\n`)), ChecksumKeyError);
+    const checksumKey = fromFile ?? AUDIT_CHECKSUM_KEY;
+    const keySource: ChecksumKeySource = fromFile ? 'file' : 'audit';
+    const cluster = config.kubeconfigPath !== undefined ? await clusterAccess(config.kubeconfigPath) : undefined;
+    return { ruleSet, checksumKey, keySource, cluster };
+  });
+  if (typeof setup === 'number') return setup;
+  const { ruleSet, checksumKey, keySource, cluster } = setup;
 
   const result = await runAuditCore({
     inputs: config.inputs,

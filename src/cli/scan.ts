@@ -8,11 +8,11 @@ import { ClientNodeObjectLister, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../kub
 import { buildReports, findingsJson, isFailing, printable, renderFindingsTable, renderReports, type ReportFormat } from '../report/index.js';
 import { DEFAULT_RULES_PATH } from '../rules/default-rules.js';
 import { loadRuleSetFile, RuleSetError } from '../rules/load.js';
-import type { RuleSet } from '../rules/types.js';
 import { runScan, type ScanProgress, type ScanResult } from '../scan/scan.js';
 import { createLogger, LOG_LEVELS } from '../server/logger.js';
 import { helpText, integerFlag, parseFlags, UsageError, type CliIo, type FlagSpecs } from './flags.js';
 import { useColor, writer } from './output.js';
+import { parseCommandArgs, runSetup, SetupError, setupStep } from './setup.js';
 
 const FORMATS = ['table', 'json', 'policyreport', 'openreports'] as const;
 type ScanFormat = (typeof FORMATS)[number];
@@ -83,11 +83,6 @@ export function parseScanArgs(argv: string[]): ScanCliConfig | 'help' {
   };
 }
 
-/** A one-line problem that stops the scan before it starts (exit code 2). */
-class SetupError extends Error {
-  override readonly name = 'SetupError';
-}
-
 /** 2 when a list or discovery call failed, else 1 for failing findings, else 0. */
 export function scanExitCode(result: Pick<ScanResult, 'failures' | 'findings'>): 0 | 1 | 2 {
   if (result.failures.length > 0) return 2;
@@ -130,54 +125,22 @@ export interface ScanJson {
 
 /** `gitops-guard scan`: returns the exit code. Usage and setup errors are one line on stderr; findings go to stdout. */
 export async function runScanCommand(argv: string[], io: CliIo): Promise<number> {
-  let config: ScanCliConfig | 'help';
-  try {
-    config = parseScanArgs(argv);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`gitops-guard scan: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (config === 'help') {
-    io.stdout.write(scanHelp);
-    return 0;
-  }
+  const config = parseCommandArgs('scan', argv, parseScanArgs, scanHelp, io);
+  if (typeof config === 'number') return config;
 
   const registry = createRegistry();
-  let ruleSet: RuleSet;
-  let checksumKey: Buffer | undefined;
-  let kubeConfig;
-  try {
-    try {
-      ruleSet = loadRuleSetFile(config.rulesPath, registry);
-    } catch (error) {
-      if (error instanceof RuleSetError) throw new SetupError(error.message);
-      throw error;
-    }
-    if (config.checksumKeyPath !== undefined) {
-      try {
-        checksumKey = loadChecksumKey(config.checksumKeyPath, (warning) => io.stderr.write(`gitops-guard scan: warning: ${warning}\n`));
-      } catch (error) {
-        if (error instanceof ChecksumKeyError) throw new SetupError(error.message);
-        throw error;
-      }
-    }
-    try {
-      kubeConfig = loadKubeConfig(config.kubeconfigPath);
-    } catch (error) {
-      if (error instanceof KubeConfigError) throw new SetupError(error.message);
-      throw error;
-    }
+  const setup = await runSetup('scan', io, () => {
+    const ruleSet = setupStep(() => loadRuleSetFile(config.rulesPath, registry), RuleSetError);
+    const checksumKey =
+      config.checksumKeyPath === undefined
+        ? undefined
+        : setupStep(() => loadChecksumKey(config.checksumKeyPath!, (warning) => io.stderr.write(`gitops-guard scan: warning: ${warning}\n`)), ChecksumKeyError);
+    const kubeConfig = setupStep(() => loadKubeConfig(config.kubeconfigPath), KubeConfigError);
     if (!kubeConfig) throw new SetupError('no cluster: not in a cluster, KUBECONFIG is empty and ~/.kube/config does not exist (give --kubeconfig FILE)');
-  } catch (error) {
-    if (error instanceof SetupError) {
-      io.stderr.write(`gitops-guard scan: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+    return { ruleSet, checksumKey, kubeConfig };
+  });
+  if (typeof setup === 'number') return setup;
+  const { ruleSet, checksumKey, kubeConfig } = setup;
 
   const progress = progressLine(io.stderr);
   let result: ScanResult;
