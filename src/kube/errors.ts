@@ -35,25 +35,12 @@ const STATUS_REASON = /^[A-Za-z]{1,40}$/;
  * kept: its message may quote object data.
  */
 export function statusReason(body: unknown): string | undefined {
-  let parsed = body;
-  if (typeof body === 'string') {
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { kind, reason } = parsed as { kind?: unknown; reason?: unknown };
-  return kind === 'Status' && typeof reason === 'string' && STATUS_REASON.test(reason) ? reason : undefined;
+  const reason = statusObject(body)?.['reason'];
+  return typeof reason === 'string' && STATUS_REASON.test(reason) ? reason : undefined;
 }
 
-/**
- * The continue token a `410 Expired` Status offers when a paged list's own token has expired
- * (`metadata.continue`: it carries on with the rest of the list at the current state, an
- * "inconsistent" continuation). An opaque token the server made, kept only to send back.
- */
-export function statusContinueToken(body: unknown): string | undefined {
+/** The body as a `Status` object (parsed when it is text), or undefined when it is not one. */
+function statusObject(body: unknown): Record<string, unknown> | undefined {
   let parsed = body;
   if (typeof body === 'string') {
     try {
@@ -63,7 +50,16 @@ export function statusContinueToken(body: unknown): string | undefined {
     }
   }
   if (typeof parsed !== 'object' || parsed === null || (parsed as { kind?: unknown }).kind !== 'Status') return undefined;
-  const token = (parsed as { metadata?: { continue?: unknown } }).metadata?.continue;
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The continue token a `410 Expired` Status offers when a paged list's own token has expired
+ * (`metadata.continue`: it carries on with the rest of the list at the current state, an
+ * "inconsistent" continuation). An opaque token the server made, kept only to send back.
+ */
+export function statusContinueToken(body: unknown): string | undefined {
+  const token = (statusObject(body) as { metadata?: { continue?: unknown } } | undefined)?.metadata?.continue;
   return typeof token === 'string' && token !== '' && token.length <= 4096 ? token : undefined;
 }
 
