@@ -10,7 +10,7 @@ import type { KubeObject } from '../src/api/types.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
-import { admit, CONTROLLER_TEST_KEY, defaultRules, sleep, stampedValue, waitFor, webhookChecksum } from './support/controller.js';
+import { admit, CONTROLLER_TEST_KEY, defaultRules, FAST_CONTROLLER_TIMINGS, sleep, stampedValue, waitFor, webhookChecksum } from './support/controller.js';
 import { configMap, deployment, rolloutCrd, secret } from './support/kube-fixtures.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { ARGOCD_CLUSTER_RESOURCES, type ResourceType } from './support/kube-store.js';
@@ -48,14 +48,7 @@ function startController(kubeConfig: KubeConfig, overrides: Partial<ControllerCo
     checksumKey: CONTROLLER_TEST_KEY,
     identity: 'replica-a',
     leaseName: 'gitops-guard-controller',
-    leaseNamespace: 'gitops-guard',
-    leaseDurationMs: 1000,
-    renewDeadlineMs: 700,
-    retryPeriodMs: 100,
-    coalesceMs: 100,
-    maxDelayMs: 1000,
-    watchRestartDelayMs: 100,
-    retryBaseMs: 100,
+    ...FAST_CONTROLLER_TIMINGS,
     discoveryIntervalMs: 200,
     registry: new Registry(),
     logger,

@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import type { KubeObject } from '../src/api/types.js';
 import { RolloutController } from '../src/controller/controller.js';
 import { capturingLogger } from './support/app.js';
-import { defaultRules, CONTROLLER_TEST_KEY, waitFor } from './support/controller.js';
+import { defaultRules, CONTROLLER_TEST_KEY, FAST_CONTROLLER_TIMINGS, waitFor } from './support/controller.js';
 import { CORPUS_DIR } from './support/corpus.js';
 import { crdValidator, readCrd } from './support/crd-schema.js';
 import { KubeApiServer } from './support/kube-api-server.js';
@@ -55,14 +55,7 @@ async function startScanner(kubeConfig: KubeConfig, registry: Registry, logs: st
     checksumKey: CONTROLLER_TEST_KEY,
     identity: 'scanner',
     leaseName: 'gitops-guard-controller-scan',
-    leaseNamespace: 'gitops-guard',
-    leaseDurationMs: 1000,
-    renewDeadlineMs: 700,
-    retryPeriodMs: 100,
-    coalesceMs: 100,
-    maxDelayMs: 1000,
-    watchRestartDelayMs: 100,
-    retryBaseMs: 100,
+    ...FAST_CONTROLLER_TIMINGS,
     // Audit mode, as a first install runs: the controller rolls nothing, the reports say what it would.
     dryRun: true,
     scan: { intervalMs: 3_600_000, coalesceMs: 150, ...(reports ? { reports } : {}) },

@@ -15,7 +15,7 @@ import { RolloutController, type ControllerConfig } from '../src/controller/cont
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { KubeReader } from '../src/kube/reader.js';
 import { capturingLogger, DEFAULT_RULES } from './support/app.js';
-import { admit as admitTo, CONTROLLER_TEST_KEY, defaultRules, sleep, waitFor, webhookChecksum as webhookChecksumWith } from './support/controller.js';
+import { admit as admitTo, CONTROLLER_TEST_KEY, defaultRules, FAST_CONTROLLER_TIMINGS, sleep, waitFor, webhookChecksum as webhookChecksumWith } from './support/controller.js';
 import { configMap, deployment, secret } from './support/kube-fixtures.js';
 import { KubeApiServer, type RecordedPatch } from './support/kube-api-server.js';
 import { DEFAULT_RESOURCES } from './support/kube-store.js';
@@ -59,14 +59,7 @@ function startController(namespace: string, identity: string, overrides: Partial
     checksumKey: KEY,
     identity,
     leaseName: `gitops-guard-controller-${testNumber}`,
-    leaseNamespace: 'gitops-guard',
-    leaseDurationMs: 1000,
-    renewDeadlineMs: 700,
-    retryPeriodMs: 100,
-    coalesceMs: 100,
-    maxDelayMs: 1000,
-    watchRestartDelayMs: 100,
-    retryBaseMs: 100,
+    ...FAST_CONTROLLER_TIMINGS,
     registry: new Registry(),
     logger,
     ...overrides,

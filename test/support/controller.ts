@@ -16,6 +16,21 @@ export const CONTROLLER_TEST_KEY = Buffer.from('controller-test-key-0123456789ab
 const registry = createRegistry();
 export const defaultRules = loadRuleSetFile(DEFAULT_RULES, registry);
 
+/**
+ * Controller timings for tests: leadership within a second, coalescing and retries in tenths of
+ * a second, so a test sees a rollout or a takeover well inside its timeout.
+ */
+export const FAST_CONTROLLER_TIMINGS = {
+  leaseNamespace: 'gitops-guard',
+  leaseDurationMs: 1000,
+  renewDeadlineMs: 700,
+  retryPeriodMs: 100,
+  coalesceMs: 100,
+  maxDelayMs: 1000,
+  watchRestartDelayMs: 100,
+  retryBaseMs: 100,
+} as const;
+
 export async function waitFor(what: string, condition: () => boolean, timeoutMs = 8000): Promise<void> {
   const start = Date.now();
   while (!condition()) {
