@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadChecksumKey } from '../src/actions/checksum/key.js';
 import { KubeApiServer } from '../test/support/kube-api-server.js';
-import { checksumApiObjects, controllerWorkloads } from './scenarios.js';
+import { SCANNED_CLUSTER_RESOURCES } from '../test/support/kube-store.js';
+import { checksumApiObjects, controllerScanObjects, controllerWorkloads, reportCrds } from './scenarios.js';
 import { summarize } from './stats.js';
 
 /**
@@ -22,9 +23,13 @@ const { values } = parseArgs({ options: { 'controller-workloads': { type: 'strin
 const workloads = Number(values['controller-workloads'] ?? 0);
 
 // The controller scenario's change burst and the patches it causes must not expire the watch history.
-const api = await KubeApiServer.start({ historyLimit: 100_000 });
+// The controller scenario's cluster is an Argo CD cluster with the policy report CRDs, so the
+// leader's cluster scan and report writes run as they would there.
+const api = await KubeApiServer.start({ historyLimit: 100_000, ...(workloads > 0 ? { resources: SCANNED_CLUSTER_RESOURCES } : {}) });
 const objects = workloads > 0 ? await controllerWorkloads(workloads, loadChecksumKey(values['checksum-key']!)) : checksumApiObjects();
+if (workloads > 0) for (const crd of reportCrds()) api.put(crd);
 for (const object of objects) api.put(object);
+if (workloads > 0) for (const object of controllerScanObjects(objects)) api.put(object);
 const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata!.name!, o]));
 const kubeconfig = api.writeKubeconfig();
 

@@ -104,6 +104,8 @@ export interface ControllerResult {
   syncMs: number;
   compareMs: number;
   burst: { changed: number; rolled: number; ms: number };
+  /** The leader's first cluster scan (overlapping the comparison) and the policy reports it wrote. */
+  scan: { durationMs: number; reportWrites: number; failing: number; rssBytes: number };
 }
 
 export interface BenchResults {
@@ -214,7 +216,8 @@ export function formatTable(results: BenchResults): string {
     out.push(
       `controller: ${c.workloads} workloads (${c.objects} objects): RSS MiB start-up ${mib(c.startupRssBytes)}, synced ${mib(c.syncedRssBytes)} (${(c.syncMs / 1000).toFixed(1)} s), ` +
         `idle after comparing all ${mib(c.idleRssBytes)} (${(c.compareMs / 1000).toFixed(1)} s), peak ${mib(c.peakRssBytes)}; ` +
-        `burst: ${c.burst.changed} ConfigMaps changed, ${c.burst.rolled} rolled in ${(c.burst.ms / 1000).toFixed(1)} s`,
+        `burst: ${c.burst.changed} ConfigMaps changed, ${c.burst.rolled} rolled in ${(c.burst.ms / 1000).toFixed(1)} s; ` +
+        `cluster scan ${(c.scan.durationMs / 1000).toFixed(1)} s, ${c.scan.reportWrites} report writes, ${c.scan.failing} failing findings, RSS after it ${mib(c.scan.rssBytes)}`,
     );
   }
   return `${out.join('\n')}\n`;

@@ -402,3 +402,43 @@ export function benchRules(defaultRulesText: string): BenchRules {
   if (doc.rules?.some((rule) => rule.action?.type === 'stampConfigChecksum')) return { text: defaultRulesText, addedChecksumRule: false };
   return { text: stringify({ ...doc, rules: [...(doc.rules ?? []), CHECKSUM_RULE] }), addedChecksumRule: true };
 }
+
+/** The wgpolicyk8s.io report CRDs (unmodified corpus copies), so the controller's leader writes reports as on a Kyverno cluster. */
+export function reportCrds(): KubeObject[] {
+  return ['wgpolicyk8s.io_clusterpolicyreports.yaml', 'wgpolicyk8s.io_policyreports.yaml'].map(
+    (file) => parse(readFileSync(join(CORPUS_DIR, 'report-crds', file), 'utf8')) as KubeObject,
+  );
+}
+
+/**
+ * What the cluster scan reads besides the workloads, shaped like an Argo CD cluster: one
+ * Application per namespace (in `argocd`) whose `status.resources` lists that namespace's
+ * Deployments, ConfigMaps and Secrets, and one ClusterRoleBinding every Application renders, so
+ * the scan's claims index holds every workload and the shared-object check has its seed case.
+ */
+export function controllerScanObjects(workloads: readonly KubeObject[]): KubeObject[] {
+  const byNamespace = new Map<string, Record<string, string>[]>();
+  for (const object of workloads) {
+    const namespace = object.metadata!.namespace!;
+    const [group, version] = object.apiVersion!.includes('/') ? object.apiVersion!.split('/') : ['', object.apiVersion!];
+    const entries = byNamespace.get(namespace) ?? [];
+    entries.push({ group: group!, version: version!, kind: object.kind!, namespace, name: object.metadata!.name!, status: 'Synced' });
+    byNamespace.set(namespace, entries);
+  }
+  const shared = { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRoleBinding', name: 'pre-checker-binding', status: 'Synced' };
+  const applications: KubeObject[] = [...byNamespace].map(([namespace, resources]) => ({
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'Application',
+    metadata: { name: namespace, namespace: 'argocd' },
+    spec: { project: 'default', destination: { server: 'https://kubernetes.default.svc', namespace }, source: { repoURL: 'https://git.example/apps.git', path: namespace } },
+    status: { sync: { status: 'Synced' }, resources: [...resources, shared] },
+  }) as KubeObject);
+  const binding: KubeObject = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'pre-checker-binding', annotations: { 'argocd.argoproj.io/tracking-id': `team-0:rbac.authorization.k8s.io/ClusterRoleBinding:team-0/pre-checker-binding` } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+    subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: 'team-0' }],
+  } as KubeObject;
+  return [...applications, binding];
+}

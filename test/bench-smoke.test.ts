@@ -68,7 +68,7 @@ interface BenchJson {
   mode: string;
   scenarios: { id: string; peakRssBytes: number; points: Point[]; server?: { heapLimitMiB?: number } }[];
   deployment: Record<'webhook' | 'controller', { overlay: string; nodeOptions: string; args: string[]; memoryLimitBytes: number; memoryRequestBytes: number }>;
-  controller?: { workloads: number; peakRssBytes: number; burst: { changed: number; rolled: number } };
+  controller?: { workloads: number; peakRssBytes: number; burst: { changed: number; rolled: number }; scan: { reportWrites: number; failing: number; rssBytes: number } };
 }
 
 interface Point {
@@ -119,6 +119,11 @@ describe('bench (smoke)', () => {
     // The controller scenario ran (smoke: 200 workloads) and rolled what changed.
     expect(json.controller).toMatchObject({ workloads: 200, burst: { changed: 20, rolled: 20 } });
     expect(json.controller!.peakRssBytes).toBeGreaterThan(0);
+    // Its leader scanned the Argo CD-shaped cluster and wrote policy reports (one per namespace and the cluster's),
+    // finding the binding every Application claims.
+    expect(json.controller!.scan.reportWrites).toBeGreaterThan(1);
+    expect(json.controller!.scan.failing).toBeGreaterThan(0);
+    expect(stdout).toMatch(/cluster scan [\d.]+ s, \d+ report writes, \d+ failing findings, RSS after it [\d.]+/);
     expect(stdout).toMatch(/^controller: 200 workloads \(600 objects\): RSS MiB start-up/m);
     expectRunAsDeployed(json, stdout);
   }, 160_000);
