@@ -1,18 +1,15 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { KubeObject } from '../src/api/types.js';
 import { main } from '../src/cli/dispatch.js';
 import type { PolicyReport, ReportResult } from '../src/report/index.js';
-import { KubeApiServer } from './support/kube-api-server.js';
-import { SCANNED_CLUSTER_RESOURCES } from './support/kube-store.js';
+import type { KubeApiServer } from './support/kube-api-server.js';
 import { buildObjects } from './support/kustomize.js';
-import { fillAirflowCluster, SCAN_KEY, shareAirflowBinding } from './support/scan-cluster.js';
+import { fillAirflowCluster, shareAirflowBinding, startScanTestCluster, type ScanTestCluster } from './support/scan-cluster.js';
 
 /**
  * docs/audit-to-enforce.md, checked against the real thing: the guide's cluster (the two Airflow
@@ -37,25 +34,17 @@ function kubectlTable(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
 }
 
+let cluster: ScanTestCluster<void>;
 let api: KubeApiServer;
 let kubeconfig: string;
-let dir: string;
 let keyFile: string;
+let dir: string;
 
 beforeAll(async () => {
-  api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
-  kubeconfig = api.writeKubeconfig();
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  await fillAirflowCluster(api, kubeConfig);
-  dir = mkdtempSync(join(tmpdir(), 'gg-guide-'));
-  keyFile = join(dir, 'checksum.key');
-  writeFileSync(keyFile, `${SCAN_KEY.toString('utf8')}\n`, { mode: 0o600 });
+  cluster = await startScanTestCluster(fillAirflowCluster, 'gg-guide-');
+  ({ api, kubeconfig, keyFile, dir } = cluster);
 });
-afterAll(async () => {
-  await api?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cluster?.close());
 
 async function scan(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const stdout = new PassThrough();

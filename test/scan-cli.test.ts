@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -16,7 +15,7 @@ import { configMap, deployment } from './support/kube-fixtures.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { SCANNED_CLUSTER_RESOURCES } from './support/kube-store.js';
 import { kubectlReads } from './support/kubectl.js';
-import { fillAirflowCluster, fillScanCluster, SCAN_KEY, type ScanClusterFacts } from './support/scan-cluster.js';
+import { fillAirflowCluster, fillScanCluster, startScanTestCluster, type ScanClusterFacts, type ScanTestCluster } from './support/scan-cluster.js';
 
 /**
  * `gitops-guard scan` as users run it (in process, through the CLI's own dispatch), against the
@@ -34,6 +33,7 @@ const VALIDATORS: Record<string, CrdValidator> = Object.fromEntries(
   Object.entries(CRD_FILES).map(([file, kind]) => [kind, crdValidator(readCrd(join(CORPUS_DIR, 'report-crds', file)))]),
 );
 
+let cluster: ScanTestCluster<ScanClusterFacts>;
 let api: KubeApiServer;
 let kubeconfig: string;
 let facts: ScanClusterFacts;
@@ -41,19 +41,10 @@ let dir: string;
 let keyFile: string;
 
 beforeAll(async () => {
-  api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
-  kubeconfig = api.writeKubeconfig();
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  facts = await fillScanCluster(api, kubeConfig);
-  dir = mkdtempSync(join(tmpdir(), 'gg-scan-cli-'));
-  keyFile = join(dir, 'checksum.key');
-  writeFileSync(keyFile, `${SCAN_KEY.toString('utf8')}\n`, { mode: 0o600 });
+  cluster = await startScanTestCluster(fillScanCluster, 'gg-scan-cli-');
+  ({ api, kubeconfig, facts, dir, keyFile } = cluster);
 });
-afterAll(async () => {
-  await api.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cluster.close());
 beforeEach(() => {
   api.clearFaults();
   api.clearRequests();

@@ -7,18 +7,16 @@
  * two Applications (outside Argo CD's own namespace, which Argo CD ignores unless configured for
  * apps in any namespace) and a ClusterRoleBinding named gitops-guard-e2e-scan-*, and removes them.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, CustomObjectsApi, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runCli, type CliResult } from '../support/cli.js';
 import { e2eKubeConfig } from './context.js';
 
 const kubeConfig = e2eKubeConfig();
 const core = kubeConfig.makeApiClient(CoreV1Api);
 const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
 const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 const suffix = randomBytes(3).toString('hex');
 const namespace = `gitops-guard-e2e-scan-${suffix}`;
@@ -61,17 +59,9 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
   }
 }
 
-function runScan(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runScan(args: string[]): Promise<CliResult> {
   const kubeconfig = inject('kubeconfig');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'scan', ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(['scan', ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []), ...args], { timeoutMs: 60_000 });
 }
 
 interface Result {

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { AUDIT_CHECKSUM_KEY } from '../../src/cli/audit.js';
 import { checksumV2 } from '../../src/actions/checksum/encoding.js';
 import type { KubeObject } from '../../src/api/types.js';
 import { admit, CONTROLLER_TEST_KEY } from './controller.js';
 import { configMap, deployment, secret } from './kube-fixtures.js';
-import type { KubeApiServer } from './kube-api-server.js';
+import { KubeApiServer } from './kube-api-server.js';
+import { SCANNED_CLUSTER_RESOURCES } from './kube-store.js';
 
 /**
  * A cluster for the scan tests, filled from the Airflow fixtures (test/fixtures/audit/airflow, the
@@ -196,4 +199,37 @@ export function shareAirflowBinding(api: KubeApiServer): void {
   for (const release of ['pdp-dev', 'smartdq-dev'] as const) {
     api.put(application('argocd', `${release}-airflow`, release, airflowObjects(release).filter((o) => o.kind !== 'ClusterRoleBinding')));
   }
+}
+
+/** A test API server shaped for the scan, filled by `fill`, its kubeconfig, and the checksum key in a file of its own. */
+export interface ScanTestCluster<T> {
+  api: KubeApiServer;
+  kubeconfig: string;
+  keyFile: string;
+  /** Temporary directory of the key file (and anything else the test writes). */
+  dir: string;
+  facts: T;
+  close(): Promise<void>;
+}
+
+export async function startScanTestCluster<T>(fill: (api: KubeApiServer, kubeConfig: KubeConfig) => Promise<T>, prefix: string): Promise<ScanTestCluster<T>> {
+  const api = await KubeApiServer.start({ resources: SCANNED_CLUSTER_RESOURCES });
+  const kubeconfig = api.writeKubeconfig();
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfig);
+  const facts = await fill(api, kubeConfig);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const keyFile = join(dir, 'checksum.key');
+  writeFileSync(keyFile, `${SCAN_KEY.toString('utf8')}\n`, { mode: 0o600 });
+  return {
+    api,
+    kubeconfig,
+    keyFile,
+    dir,
+    facts,
+    async close() {
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
