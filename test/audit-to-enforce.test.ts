@@ -1,13 +1,12 @@
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { KubeObject } from '../src/api/types.js';
-import { main } from '../src/cli/dispatch.js';
 import type { PolicyReport, ReportResult } from '../src/report/index.js';
 import type { KubeApiServer } from './support/kube-api-server.js';
+import { runMain, type CliResult } from './support/cli.js';
 import { buildObjects } from './support/kustomize.js';
 import { fillAirflowCluster, shareAirflowBinding, startScanTestCluster, type ScanTestCluster } from './support/scan-cluster.js';
 
@@ -46,15 +45,8 @@ beforeAll(async () => {
 });
 afterAll(() => cluster?.close());
 
-async function scan(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  const code = await main(['scan', '--kubeconfig', kubeconfig, '--checksum-key', keyFile, ...args], { stdin: Readable.from([]), stdout, stderr });
-  return { code, stdout: out, stderr: err };
+function scan(...args: string[]): Promise<CliResult> {
+  return runMain(['scan', '--kubeconfig', kubeconfig, '--checksum-key', keyFile, ...args]);
 }
 
 describe('docs/audit-to-enforce.md', () => {

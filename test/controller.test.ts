@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { CoordinationV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { DEFAULT_CHECKSUM_ANNOTATION as A } from '../src/actions/checksum/stamp-
 import type { KubeObject } from '../src/api/types.js';
 import { runController, type RunningController } from '../src/cli/controller.js';
 import { main } from '../src/cli/dispatch.js';
+import { capturedIo as io } from './support/cli.js';
 import { RolloutController, type ControllerConfig } from '../src/controller/controller.js';
 import { ClientNodeReader } from '../src/kube/client-node-reader.js';
 import type { KubeReader } from '../src/kube/reader.js';
@@ -372,15 +372,6 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-function io() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  return { io: { stdin: new PassThrough(), stdout, stderr }, out: () => out, err: () => err };
-}
 
 describe('rollout controller: workload kinds', () => {
   const podSpec = (name: string) => ({ containers: [{ name, image: 'x:1', env: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'token', key: 'value' } } }] }] });

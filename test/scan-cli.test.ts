@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { main } from '../src/cli/dispatch.js';
 import type { ScanJson } from '../src/cli/scan.js';
 import type { PolicyReport } from '../src/report/index.js';
+import { runMain, type CliResult } from './support/cli.js';
 import { CORPUS_DIR } from './support/corpus.js';
 import { crdValidator, readCrd, type CrdValidator } from './support/crd-schema.js';
 import { admit } from './support/controller.js';
@@ -50,16 +49,8 @@ beforeEach(() => {
   api.clearRequests();
 });
 
-async function scan(args: string[], options: { tty?: boolean } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  if (options.tty) (stderr as unknown as { isTTY: boolean }).isTTY = true;
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  const code = await main(['scan', ...args], { stdin: Readable.from([]), stdout, stderr });
-  return { code, stdout: out, stderr: err };
+function scan(args: string[], options: { tty?: boolean } = {}): Promise<CliResult> {
+  return runMain(['scan', ...args], { stderrTty: options.tty === true });
 }
 
 const withCluster = (...args: string[]) => ['--kubeconfig', kubeconfig, ...args];
