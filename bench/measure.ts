@@ -3,7 +3,7 @@ import { relative } from 'node:path';
 import { runLoad, type LoadJob } from './load.js';
 import type { Options } from './options.js';
 import { REPO_ROOT } from './paths.js';
-import { readCpuMs, readMemory, sampleRss, type Child } from './processes.js';
+import { readCpuMs, readMemory, readThreadCpuMs, sampleRss, type Child } from './processes.js';
 import { mib, type Measured, type PointResult, type ScenarioResult } from './report.js';
 import type { RunFiles } from './run-dir.js';
 import type { Scenario } from './scenarios.js';
@@ -29,12 +29,14 @@ export function loadJob(scenario: Scenario, files: RunFiles, port: number, conne
 export async function measure(child: Child, job: LoadJob, files: RunFiles, cores: Cores, onMeasure?: () => void, onProgress?: (done: number) => void): Promise<Measured> {
   const sampler = sampleRss(child.pid, 100);
   let cpuStart: number | null = null;
+  let threadsStart: ReturnType<typeof readThreadCpuMs> = null;
   let wallStart = 0n;
   let loadBefore = loadavg()[0]!;
   try {
     const result = await runLoad(job, files.dir, cores.load, {
       onMeasure: () => {
         cpuStart = readCpuMs(child.pid);
+        threadsStart = readThreadCpuMs(child.pid);
         wallStart = process.hrtime.bigint();
         loadBefore = loadavg()[0]!;
         onMeasure?.();
@@ -42,6 +44,7 @@ export async function measure(child: Child, job: LoadJob, files: RunFiles, cores
       onProgress,
     });
     const cpuEnd = readCpuMs(child.pid);
+    const threadsEnd = readThreadCpuMs(child.pid);
     const wallMs = Number(process.hrtime.bigint() - wallStart) / 1e6;
     const cpuMs = cpuStart !== null && cpuEnd !== null ? cpuEnd - cpuStart : 0;
     return {
@@ -49,6 +52,8 @@ export async function measure(child: Child, job: LoadJob, files: RunFiles, cores
       maxRssBytes: sampler.stop(),
       cpuMs: Math.round(cpuMs),
       cpuPerRequestUs: result.requests > 0 ? Math.round((cpuMs * 1000) / result.requests) : 0,
+      mainThreadCpuPerRequestUs:
+        threadsStart && threadsEnd && result.requests > 0 ? Math.round(((threadsEnd.main - (threadsStart as { main: number }).main) * 1000) / result.requests) : undefined,
       cpuUtilization: wallMs > 0 ? Math.round((cpuMs / wallMs) * 100) / 100 : 0,
       loadAverage1m: [Math.round(loadBefore * 100) / 100, Math.round(loadavg()[0]! * 100) / 100],
     };

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 /**
@@ -124,9 +124,36 @@ let clockTicks: number | undefined;
 
 /** CPU time (user + system) a live process has used, in ms, from /proc (Linux); null elsewhere. */
 export function readCpuMs(pid: number): number | null {
+  return cpuMsOfStat(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of a process split by thread: its main thread (JavaScript, TLS, parsing: the thread
+ * the event loop runs on) and all others together (V8's garbage-collection and compiler helper
+ * threads, libuv's thread pool). Null when /proc is not there.
+ */
+export function readThreadCpuMs(pid: number): { main: number; helpers: number } | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let main = 0;
+  let helpers = 0;
+  for (const tid of tids) {
+    // A helper thread may end between listing and reading: it then counts nothing more.
+    const ms = cpuMsOfStat(`/proc/${pid}/task/${tid}/stat`) ?? 0;
+    if (tid === String(pid)) main = ms;
+    else helpers += ms;
+  }
+  return { main, helpers };
+}
+
+function cpuMsOfStat(file: string): number | null {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(file, 'utf8');
   } catch {
     return null;
   }

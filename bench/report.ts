@@ -28,6 +28,11 @@ export interface Measured extends LoadResult {
   cpuMs: number;
   /** Server CPU per answer: robust against other load on the machine, unlike requests/s. */
   cpuPerRequestUs: number;
+  /**
+   * The part of it spent on the main thread (the event loop: JavaScript, TLS, parsing); the rest
+   * is V8's garbage-collection and compiler helper threads and libuv's pool. Absent without /proc.
+   */
+  mainThreadCpuPerRequestUs?: number;
   /** Server CPU time / wall time: near 1 means the server's core was the bottleneck. */
   cpuUtilization: number;
   /** Machine load average (1 min) before and after the measured phase. */
@@ -160,7 +165,7 @@ function cpuRatio(point: PointResult): string | undefined {
 
 /** The compact table: one row per scenario and concurrency. */
 export function formatTable(results: BenchResults): string {
-  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'base us/req', 'cpu x base', 'cpu%', 'load 1m'];
+  const header = ['scenario', 'conc', 'req/s', 'base req/s', 'ratio', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'base p99', 'errors', 'RSS MiB', 'cpu us/req', 'main us/req', 'base us/req', 'cpu x base', 'cpu%', 'load 1m'];
   const rows: string[][] = [];
   for (const scenario of results.scenarios) {
     for (const point of scenario.points) {
@@ -176,6 +181,7 @@ export function formatTable(results: BenchResults): string {
         String(s.errors.total + (point.baseline?.errors.total ?? 0)),
         mib(s.maxRssBytes),
         String(s.cpuPerRequestUs),
+        s.mainThreadCpuPerRequestUs !== undefined ? String(s.mainThreadCpuPerRequestUs) : '-',
         point.baseline ? String(point.baseline.cpuPerRequestUs) : '-',
         cpuRatio(point) ?? '-',
         String(Math.round(s.cpuUtilization * 100)),
@@ -259,7 +265,9 @@ export function evaluateTargets(results: BenchResults): TargetCheck[] {
     if (!scenario(id)) return;
     const p = point(id, 50);
     const measured = p
-      ? `${p.server.cpuPerRequestUs} us/call; baseline ${p.baseline ? `${p.baseline.cpuPerRequestUs} us/call, ${cpuRatio(p)} the baseline` : 'not run'}; ` +
+      ? `${p.server.cpuPerRequestUs} us/call` +
+        (p.server.mainThreadCpuPerRequestUs !== undefined ? ` (main thread ${p.server.mainThreadCpuPerRequestUs}, helper threads ${p.server.cpuPerRequestUs - p.server.mainThreadCpuPerRequestUs})` : '') +
+        `; baseline ${p.baseline ? `${p.baseline.cpuPerRequestUs} us/call, ${cpuRatio(p)} the baseline` : 'not run'}; ` +
         `${p.server.requestsPerSecond.toFixed(0)} req/s (baseline ${p.baseline ? p.baseline.requestsPerSecond.toFixed(0) : '-'}), p99 ${ms(p.server.latencyMs.p99)} ms; ` +
         `load average ${p.server.loadAverage1m.map((l) => l.toFixed(2)).join(' -> ')}`
       : 'not run at c=50';

@@ -107,6 +107,18 @@ describe('ApiGetClient: answers', () => {
     expect(api.requests.at(-1)?.authorized).toBe(false);
   });
 
+  it('a 401 drops the reused credentials: the next GET authenticates afresh (a rotated token), within the second they are kept', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigYaml({ server: api.url, caPem: api.caPem, token: 'expired-token' }));
+    const rotating = new ApiGetClient(kc);
+    clients.push(rotating);
+    expect((await rotating.get(objectPath('Secret', 'apps', 'db'), never(), LIMIT)).status).toBe(401);
+    // What a token file rotation does to what client-node resolves.
+    (kc.getCurrentUser() as { token?: string }).token = api.token;
+    expect((await rotating.get(objectPath('Secret', 'apps', 'db'), never(), LIMIT)).status).toBe(200);
+    expect(api.requests.map((r) => r.authorized)).toEqual([false, true]);
+  });
+
   it('authenticates with the kubeconfig client certificate and key', async () => {
     const byCertificate = clientFor(certificateKubeconfig(api.url, api.caPem, client));
     const answer = await byCertificate.get(objectPath('Secret', 'apps', 'db'), never(), LIMIT);

@@ -3,6 +3,7 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError } from './errors.js';
 import { isPlainHttpsAgent, KeepAliveAgents } from './keep-alive.js';
+import { RequestCredentials } from './request-credentials.js';
 import { transportCode } from './api-error.js';
 
 /** An answered GET: the status and the whole body (bounded). */
@@ -17,18 +18,20 @@ export interface ApiAnswer {
  * deserializer, and the answer is parsed twice; here the path is requested over the shared
  * keep-alive agent and the body comes back as bytes, for the caller to parse once.
  *
- * Authentication stays client-node's: every request asks `kubeConfig.applyToHTTPSOptions`
- * (in-cluster token file, exec plugins, client certificates, basic auth, impersonation, CA and
- * SNI name), exactly as client-node's own calls do, and only the agent it builds is swapped for
- * the keep-alive agent of the same TLS identity. A proxy (`proxy-url`) keeps client-node's agent.
+ * Authentication stays client-node's: `kubeConfig.applyToHTTPSOptions` (in-cluster token file,
+ * exec plugins, client certificates, basic auth, impersonation, CA and SNI name), as client-node's
+ * own calls do, resolved once a second rather than per request (RequestCredentials) and afresh
+ * after a 401; only the agent it builds is swapped for the keep-alive agent of the same TLS
+ * identity. A proxy (`proxy-url`) keeps client-node's agent.
  */
 export class ApiGetClient {
   private readonly agents: KeepAliveAgents;
+  private readonly credentials: RequestCredentials;
   private readonly server: URL;
   private readonly basePath: string;
 
   constructor(
-    private readonly kubeConfig: KubeConfig,
+    kubeConfig: KubeConfig,
     options: { maxSockets?: number } = {},
   ) {
     const cluster = kubeConfig.getCurrentCluster();
@@ -37,6 +40,7 @@ export class ApiGetClient {
     // A server URL with a path (an API proxy) prefixes every request path, as client-node does.
     this.basePath = this.server.pathname.replace(/\/+$/, '');
     this.agents = new KeepAliveAgents(options.maxSockets);
+    this.credentials = new RequestCredentials(kubeConfig);
   }
 
   /**
@@ -45,8 +49,7 @@ export class ApiGetClient {
    * longer than `maxBytes`. `signal` cancels the request (the caller reports why).
    */
   async get(path: string, signal: AbortSignal, maxBytes: number): Promise<ApiAnswer> {
-    const options: RequestOptions & { headers: Record<string, string> } = { headers: {} };
-    await this.kubeConfig.applyToHTTPSOptions(options);
+    const options = await this.credentials.current();
     if (signal.aborted) throw new KubeApiError('timeout', 'request aborted');
     const agent = isPlainHttpsAgent(options.agent) ? this.agents.agentFor(options) : (options.agent as HttpAgent | undefined);
     const plain = this.server.protocol === 'http:';
@@ -55,18 +58,22 @@ export class ApiGetClient {
       port: this.server.port || (plain ? 80 : 443),
       path: `${this.basePath}${path}`,
       method: 'GET',
-      headers: { ...options.headers, accept: 'application/json', 'user-agent': 'gitops-guard' },
+      headers: { ...(options.headers as Record<string, string>), accept: 'application/json', 'user-agent': 'gitops-guard' },
       ...(options.auth ? { auth: options.auth } : {}),
       ...(agent ? { agent } : {}),
     };
+    let answer: ApiAnswer;
     try {
-      return await send(plain, request, signal, maxBytes);
+      answer = await send(plain, request, signal, maxBytes);
     } catch (error) {
       // A kept-alive connection the server closed just as it was reused: the request never
       // reached it, so it is sent once more (on another connection), as Go's client does.
       if (!(error instanceof StaleConnection) || signal.aborted) throw error;
-      return send(plain, request, signal, maxBytes, false);
+      answer = await send(plain, request, signal, maxBytes, false);
     }
+    // Rejected credentials (a rotated token, an expired exec credential) are not reused.
+    if (answer.status === 401) this.credentials.invalidate();
+    return answer;
   }
 
   destroy(): void {

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientNodeReader } from './client-node-reader.js';
+import { CREDENTIALS_TTL_MS } from './request-credentials.js';
 import { testTls } from '../../test/support/tls.js';
 import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
 
@@ -65,7 +66,7 @@ describe('ClientNodeReader connections', () => {
     }
   });
 
-  it('opens a new connection when the CA file changes (rotation), and reuses it after', async () => {
+  it('opens a new connection when the CA file changes (rotation, picked up within CREDENTIALS_TTL_MS), and reuses it after', async () => {
     const api = await countingApi();
     const dir = mkdtempSync(join(tmpdir(), 'gg-ca-'));
     const caFile = join(dir, 'ca.crt');
@@ -84,6 +85,8 @@ describe('ClientNodeReader connections', () => {
     expect(api.handshakes()).toBe(1);
     // A rotated bundle: same trust anchor plus a second copy, different bytes.
     writeFileSync(caFile, `${testTls().caPem}\n${testTls().caPem}`);
+    // Credentials are resolved once a second (as client-go reads its files at most once a minute).
+    await new Promise((resolve) => setTimeout(resolve, CREDENTIALS_TTL_MS + 50));
     await read();
     await read();
     expect(api.handshakes()).toBe(2);

@@ -1,5 +1,5 @@
 import { Agent } from 'node:https';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import {
   createConfiguration,
   ServerConfiguration,
@@ -12,7 +12,7 @@ import {
 
 const TLS_IDENTITY_FIELDS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'] as const;
 
-type TlsIdentityOptions = Partial<Pick<Agent['options'], (typeof TLS_IDENTITY_FIELDS)[number]>>;
+export type TlsIdentityOptions = Partial<Pick<Agent['options'], (typeof TLS_IDENTITY_FIELDS)[number]>>;
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
@@ -25,32 +25,63 @@ export function isPlainHttpsAgent(agent: unknown): agent is Agent {
   return agent instanceof Agent && agent.constructor === Agent;
 }
 
+/** One TLS identity: the context built from its CA, certificate and key, and how the server is verified. */
+export interface TlsIdentity {
+  secureContext: SecureContext;
+  servername?: string;
+  rejectUnauthorized?: boolean;
+}
+
 /**
- * One keep-alive https.Agent for the current TLS identity (CA, client certificate and key, SNI
- * name, verification). client-node 1.x builds a new agent for every request, so every call would
- * pay a full TCP and TLS handshake; its options are rebuilt (files re-read) on every call too, so
- * they are compared by content. A rotated client certificate or CA gives a new agent. The old one
- * is dropped, not destroyed: requests in flight on it finish, and its idle sockets close on their
- * own timeout.
+ * The TLS identity of request options, the same object for as long as the options carry the same
+ * CA, client certificate and key, SNI name and verification. client-node rebuilds its options
+ * (files re-read) on every call, so they are compared by content; one secure context is built per
+ * identity, since otherwise each new connection parses the CA bundle and the client key again.
+ */
+export class TlsIdentities {
+  private values: unknown[] | undefined;
+  private identity: TlsIdentity | undefined;
+  private lastOptions: TlsIdentityOptions | undefined;
+
+  of(options: TlsIdentityOptions): TlsIdentity {
+    // Reused options (RequestCredentials hands out the same object for a second) need no comparison.
+    if (options === this.lastOptions && this.identity) return this.identity;
+    this.lastOptions = options;
+    const values = TLS_IDENTITY_FIELDS.map((field) => options[field]);
+    if (this.identity && this.values && values.every((value, i) => sameValue(value, this.values![i]))) return this.identity;
+    const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = options;
+    this.values = values;
+    this.identity = {
+      secureContext: createSecureContext({ ca, cert, key, pfx, passphrase }),
+      ...(servername !== undefined ? { servername } : {}),
+      ...(rejectUnauthorized !== undefined ? { rejectUnauthorized } : {}),
+    };
+    return this.identity;
+  }
+}
+
+/**
+ * One keep-alive https.Agent for the current TLS identity. client-node 1.x builds a new agent for
+ * every request, so every call would pay a full TCP and TLS handshake. A rotated client
+ * certificate or CA gives a new agent. The old one is dropped, not destroyed: requests in flight
+ * on it finish, and its idle sockets close on their own timeout.
  */
 export class KeepAliveAgents {
   private agent: Agent | undefined;
-  private identity: unknown[] | undefined;
+  private identity: TlsIdentity | undefined;
+  private readonly identities = new TlsIdentities();
 
   constructor(private readonly maxSockets = 64) {}
 
   agentFor(options: TlsIdentityOptions): Agent {
-    const identity = TLS_IDENTITY_FIELDS.map((field) => options[field]);
-    if (this.agent && this.identity && identity.every((value, i) => sameValue(value, this.identity![i]))) return this.agent;
+    return this.agentOf(this.identities.of(options));
+  }
+
+  agentOf(identity: TlsIdentity): Agent {
+    if (this.agent && this.identity === identity) return this.agent;
     this.identity = identity;
-    // One TLS context for every connection of the agent: otherwise each new connection parses
-    // the CA bundle and the client key again.
-    const { ca, cert, key, pfx, passphrase, servername, rejectUnauthorized } = options;
-    const secureContext = createSecureContext({ ca, cert, key, pfx, passphrase });
     this.agent = new Agent({
-      secureContext,
-      ...(servername !== undefined ? { servername } : {}),
-      ...(rejectUnauthorized !== undefined ? { rejectUnauthorized } : {}),
+      ...identity,
       keepAlive: true,
       maxSockets: this.maxSockets,
       scheduling: 'lifo',
