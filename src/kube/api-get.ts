@@ -3,7 +3,8 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError } from './errors.js';
 import { isPlainHttpsAgent, KeepAliveAgents } from './keep-alive.js';
-import { RequestCredentials } from './request-credentials.js';
+import { RequestCredentials, type AppliedOptions } from './request-credentials.js';
+import { Cancellation } from './cancellation.js';
 import { transportCode } from './api-error.js';
 
 /** An answered GET: the status and the whole body (bounded). */
@@ -29,6 +30,9 @@ export class ApiGetClient {
   private readonly credentials: RequestCredentials;
   private readonly server: URL;
   private readonly basePath: string;
+  private readonly hostname: string;
+  private readonly port: number;
+  private readonly plain: boolean;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -39,6 +43,9 @@ export class ApiGetClient {
     this.server = new URL(cluster.server);
     // A server URL with a path (an API proxy) prefixes every request path, as client-node does.
     this.basePath = this.server.pathname.replace(/\/+$/, '');
+    this.plain = this.server.protocol === 'http:';
+    this.hostname = this.server.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(this.server.port || (this.plain ? 80 : 443));
     this.agents = new KeepAliveAgents(options.maxSockets);
     this.credentials = new RequestCredentials(kubeConfig);
   }
@@ -46,16 +53,31 @@ export class ApiGetClient {
   /**
    * GETs `path` and resolves with the status and body of any answer. Rejects with a KubeApiError:
    * `unavailable` with the transport code when there is no answer, `server` when the body is
-   * longer than `maxBytes`. `signal` cancels the request (the caller reports why).
+   * longer than `maxBytes`, `timeout` ("request aborted") when `signal` aborts, which also
+   * cancels the request.
    */
   async get(path: string, signal: AbortSignal, maxBytes: number): Promise<ApiAnswer> {
-    const options = await this.credentials.current();
-    if (signal.aborted) throw new KubeApiError('timeout', 'request aborted');
+    const { cancellation, detach } = Cancellation.following(signal);
+    try {
+      return await this.request(path, cancellation, maxBytes);
+    } finally {
+      detach();
+    }
+  }
+
+  /** `get` with a Cancellation (what the reader makes per read) instead of an AbortSignal. */
+  request(path: string, cancellation: Cancellation, maxBytes: number): Promise<ApiAnswer> {
+    const options = this.credentials.fresh();
+    if (options) return this.send(options, path, cancellation, maxBytes);
+    return this.credentials.current().then((resolved) => this.send(resolved, path, cancellation, maxBytes));
+  }
+
+  private async send(options: AppliedOptions, path: string, cancellation: Cancellation, maxBytes: number): Promise<ApiAnswer> {
+    if (cancellation.cancelled) throw new KubeApiError('timeout', 'request aborted');
     const agent = isPlainHttpsAgent(options.agent) ? this.agents.agentFor(options) : (options.agent as HttpAgent | undefined);
-    const plain = this.server.protocol === 'http:';
     const request: RequestOptions = {
-      hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
-      port: this.server.port || (plain ? 80 : 443),
+      hostname: this.hostname,
+      port: this.port,
       path: `${this.basePath}${path}`,
       method: 'GET',
       headers: { ...(options.headers as Record<string, string>), accept: 'application/json', 'user-agent': 'gitops-guard' },
@@ -64,12 +86,12 @@ export class ApiGetClient {
     };
     let answer: ApiAnswer;
     try {
-      answer = await send(plain, request, signal, maxBytes);
+      answer = await send(this.plain, request, cancellation, maxBytes);
     } catch (error) {
       // A kept-alive connection the server closed just as it was reused: the request never
       // reached it, so it is sent once more (on another connection), as Go's client does.
-      if (!(error instanceof StaleConnection) || signal.aborted) throw error;
-      answer = await send(plain, request, signal, maxBytes, false);
+      if (!(error instanceof StaleConnection) || cancellation.cancelled) throw error;
+      answer = await send(this.plain, request, cancellation, maxBytes, false);
     }
     // Rejected credentials (a rotated token, an expired exec credential) are not reused.
     if (answer.status === 401) this.credentials.invalidate();
@@ -89,14 +111,14 @@ function transportFailure(error: unknown): KubeApiError {
 /** The request failed on a reused connection before any answer: the server had closed it. */
 class StaleConnection extends KubeApiError {}
 
-function send(plain: boolean, options: RequestOptions, signal: AbortSignal, maxBytes: number, mayRetry = true): Promise<ApiAnswer> {
+function send(plain: boolean, options: RequestOptions, cancellation: Cancellation, maxBytes: number, mayRetry = true): Promise<ApiAnswer> {
   return new Promise<ApiAnswer>((resolve, reject) => {
     let settled = false;
     let answered = false;
     const finish = (error: KubeApiError | null, answer?: ApiAnswer): void => {
       if (settled) return;
       settled = true;
-      signal.removeEventListener('abort', onAbort);
+      cancellation.onCancel(undefined);
       if (error) reject(error);
       else resolve(answer!);
     };
@@ -108,11 +130,11 @@ function send(plain: boolean, options: RequestOptions, signal: AbortSignal, maxB
       finish(new KubeApiError('timeout', 'request aborted'));
       req.destroy();
     };
-    signal.addEventListener('abort', onAbort, { once: true });
     req.once('error', (error: NodeJS.ErrnoException) => {
       const stale = mayRetry && req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
       finish(stale ? new StaleConnection('unavailable', error.code!) : transportFailure(error));
     });
+    cancellation.onCancel(onAbort);
     req.end();
   });
 }

@@ -1,5 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiGetClient } from './api-get.js';
+import { Cancellation } from './cancellation.js';
 import { configContent } from './config-data.js';
 import { failureReason, KubeApiError, KubeReadError, statusReason, type ReadFailureReason } from './errors.js';
 import type { KubeReader, ObjectRef, ReadOptions, ReadResult } from './reader.js';
@@ -54,25 +55,26 @@ export class ClientNodeReader implements KubeReader {
     return this.slots.waiting;
   }
 
-  async readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult> {
-    if (options.signal?.aborted) throw new KubeReadError(ref, 'timeout', 'aborted before the read started');
-    let release: () => void;
-    try {
-      // Waiting for a connection is bounded by the caller's signal (the admission deadline), not by timeoutMs.
-      release = await this.slots.acquire(options.signal);
-    } catch {
-      throw new KubeReadError(ref, 'timeout', 'aborted while waiting for a connection to the API server');
-    }
-    try {
-      return await this.read(ref, options);
-    } finally {
-      release();
-    }
+  readConfigSource(ref: ObjectRef, options: ReadOptions): Promise<ReadResult> {
+    if (options.signal?.aborted) return Promise.reject(new KubeReadError(ref, 'timeout', 'aborted before the read started'));
+    const release = this.slots.tryAcquire();
+    if (release) return this.read(ref, options, release);
+    // Waiting for a connection is bounded by the caller's signal (the admission deadline), not by timeoutMs.
+    return this.slots.acquire(options.signal).then(
+      (acquired) => this.read(ref, options, acquired),
+      () => {
+        throw new KubeReadError(ref, 'timeout', 'aborted while waiting for a connection to the API server');
+      },
+    );
   }
 
-  private read(ref: ObjectRef, { timeoutMs, signal }: ReadOptions): Promise<ReadResult> {
-    if (signal?.aborted) return Promise.reject(new KubeReadError(ref, 'timeout', 'aborted before the read started'));
-    const controller = new AbortController();
+  /** One read holding a slot (given back when it settles): the GET, bounded by `timeoutMs` and the caller's signal. */
+  private read(ref: ObjectRef, { timeoutMs, signal }: ReadOptions, release: () => void): Promise<ReadResult> {
+    if (signal?.aborted) {
+      release();
+      return Promise.reject(new KubeReadError(ref, 'timeout', 'aborted before the read started'));
+    }
+    const cancellation = new Cancellation();
     return new Promise<ReadResult>((resolve, reject) => {
       let settled = false;
       const settle = (error: unknown, result?: ReadResult): void => {
@@ -80,19 +82,18 @@ export class ClientNodeReader implements KubeReader {
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        if (error) {
-          reject(error);
-          // Cancels the request (or keeps an exec credential plugin's answer from being used).
-          controller.abort();
-        } else {
-          resolve(result!);
-        }
+        // Cancels the request (or keeps an exec credential plugin's answer from being used)
+        // before its slot goes to the next read.
+        if (error) cancellation.cancel();
+        release();
+        if (error) reject(error);
+        else resolve(result!);
       };
       // Also bounds time spent before the request is sent (e.g. an exec credential plugin).
       const timer = setTimeout(() => settle(new KubeReadError(ref, 'timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);
       const onAbort = (): void => settle(new KubeReadError(ref, 'timeout', 'aborted by the caller'));
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.client.get(configSourcePath(ref), controller.signal, MAX_CONFIG_SOURCE_BYTES).then(
+      this.client.request(configSourcePath(ref), cancellation, MAX_CONFIG_SOURCE_BYTES).then(
         ({ status, body }) => {
           try {
             settle(null, answer(ref, status, body));

@@ -20,7 +20,7 @@ export const CREDENTIALS_TTL_MS = 1000;
  * afresh, so a rotated token is picked up at once.
  */
 export class RequestCredentials {
-  private cached: { options: Promise<AppliedOptions>; expires: number } | undefined;
+  private cached: { options: Promise<AppliedOptions>; resolved?: AppliedOptions; expires: number } | undefined;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -32,12 +32,23 @@ export class RequestCredentials {
     const now = this.now();
     if (this.cached && now < this.cached.expires) return this.cached.options;
     const options = this.resolve();
-    const entry = { options, expires: now + this.ttlMs };
+    const entry: { options: Promise<AppliedOptions>; resolved?: AppliedOptions; expires: number } = { options, expires: now + this.ttlMs };
     this.cached = entry;
-    options.catch(() => {
-      if (this.cached === entry) this.cached = undefined;
-    });
+    options.then(
+      (resolved) => {
+        entry.resolved = resolved;
+      },
+      () => {
+        if (this.cached === entry) this.cached = undefined;
+      },
+    );
     return options;
+  }
+
+  /** The resolved options while they are fresh, without waiting: what almost every request finds. */
+  fresh(): AppliedOptions | undefined {
+    const cached = this.cached;
+    return cached?.resolved && this.now() < cached.expires ? cached.resolved : undefined;
   }
 
   invalidate(): void {

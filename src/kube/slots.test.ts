@@ -31,4 +31,18 @@ describe('Slots', () => {
     held();
     expect(slots.busy).toBe(0);
   });
+
+  it('tryAcquire takes a free slot without waiting, and none while one is free but others wait in line', async () => {
+    const slots = new Slots(1);
+    const first = slots.tryAcquire();
+    expect(first).toBeTypeOf('function');
+    expect(slots.tryAcquire()).toBeUndefined();
+    const queued = slots.acquire();
+    first!();
+    // The freed slot went to the caller in line, not to whoever asks next.
+    expect(slots.tryAcquire()).toBeUndefined();
+    (await queued)();
+    expect(slots.busy).toBe(0);
+    expect(slots.tryAcquire()).toBeTypeOf('function');
+  });
 });

@@ -22,6 +22,13 @@ export class Slots {
     return this.size - this.free;
   }
 
+  /** A slot now, without waiting (the function that gives it back), or undefined when none is free. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.free === 0 || this.queue.length > 0) return undefined;
+    this.free--;
+    return this.releaser();
+  }
+
   /** Waits for a slot; rejects with the signal's reason when it aborts first. Call the returned function once to give it back. */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
