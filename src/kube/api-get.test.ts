@@ -119,6 +119,40 @@ describe('ApiGetClient: answers', () => {
     expect(api.requests.map((r) => r.authorized)).toEqual([false, true]);
   });
 
+  it('credentials kept within their second that the server stopped taking (a rotated or expired token) are resolved afresh and the GET sent once more', async () => {
+    const tls = testTls();
+    let accepted = 'token-a';
+    const seen: string[] = [];
+    const rotatingApi = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      seen.push(`${token} ${token === accepted ? 200 : 401}`);
+      res.writeHead(token === accepted ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(token === accepted ? { kind: 'ConfigMap', data: { k: 'v' } } : { kind: 'Status', code: 401, reason: 'Unauthorized' }));
+    });
+    await new Promise<void>((resolve) => rotatingApi.listen(0, '127.0.0.1', resolve));
+    try {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigYaml({ server: `https://127.0.0.1:${(rotatingApi.address() as AddressInfo).port}`, caPem: tls.caPem, token: 'token-a' }));
+      const rotating = new ApiGetClient(kc);
+      clients.push(rotating);
+      expect((await rotating.get('/api/v1/namespaces/ns/configmaps/a', never(), LIMIT)).status).toBe(200);
+      // The credential source moves on and the server stops taking the old token, within the second.
+      accepted = 'token-b';
+      (kc.getCurrentUser() as { token?: string }).token = 'token-b';
+      expect((await rotating.get('/api/v1/namespaces/ns/configmaps/a', never(), LIMIT)).status).toBe(200);
+      expect(seen).toEqual(['token-a 200', 'token-a 401', 'token-b 200']);
+      // A token the server refuses whatever the source says: one retry with credentials resolved
+      // afresh, then the 401 is the answer; a GET that resolved its own credentials is not retried.
+      accepted = 'token-c';
+      expect((await rotating.get('/api/v1/namespaces/ns/configmaps/a', never(), LIMIT)).status).toBe(401);
+      expect((await rotating.get('/api/v1/namespaces/ns/configmaps/a', never(), LIMIT)).status).toBe(401);
+      expect(seen.slice(3)).toEqual(['token-b 401', 'token-b 401', 'token-b 401']);
+    } finally {
+      rotatingApi.closeAllConnections();
+      await new Promise<void>((resolve) => rotatingApi.close(() => resolve()));
+    }
+  });
+
   it('authenticates with the kubeconfig client certificate and key', async () => {
     const byCertificate = clientFor(certificateKubeconfig(api.url, api.caPem, client));
     const answer = await byCertificate.get(objectPath('Secret', 'apps', 'db'), never(), LIMIT);

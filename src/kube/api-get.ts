@@ -68,8 +68,13 @@ export class ApiGetClient {
   /** `get` with a Cancellation (what the reader makes per read) instead of an AbortSignal. */
   request(path: string, cancellation: Cancellation, maxBytes: number): Promise<ApiAnswer> {
     const options = this.credentials.fresh();
-    if (options) return this.send(options, path, cancellation, maxBytes);
-    return this.credentials.current().then((resolved) => this.send(resolved, path, cancellation, maxBytes));
+    if (!options) return this.credentials.current().then((resolved) => this.send(resolved, path, cancellation, maxBytes));
+    return this.send(options, path, cancellation, maxBytes).then((answer) => {
+      // Kept credentials the server no longer takes (an exec credential that expired within the
+      // second they are kept): resolved afresh and sent once more, rather than failing the read.
+      if (answer.status !== 401 || cancellation.cancelled) return answer;
+      return this.credentials.current().then((resolved) => (resolved === options ? answer : this.send(resolved, path, cancellation, maxBytes)));
+    });
   }
 
   private async send(options: AppliedOptions, path: string, cancellation: Cancellation, maxBytes: number): Promise<ApiAnswer> {
