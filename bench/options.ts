@@ -18,7 +18,7 @@ export const USAGE = `Usage: node .tmp/bench-dist/bench/run.js [options]
   --soak-requests N     requests in the soak (default: 200000)
   --smoke               a seconds-long run proving the script works (no meaningful numbers): one short
                         point per scenario, at concurrency 50 (5 for the large bodies)
-  --log-level LEVEL     server log level (default: info, as deployed; logs go to a file)
+  --log-level LEVEL     server log level: info (default, as deployed), debug or trace; logs go to a file
   --cpu-prof            run the server under node --cpu-prof (profiles in .tmp/bench-prof/)
   --no-pin              do not pin processes to cores
   --out FILE            results JSON (default: bench/results.json, soak: bench/results-soak.json)
@@ -86,6 +86,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
   for (const id of scenarios) {
     if (!all.includes(id)) throw new Error(`unknown scenario "${id}" (expected ${all.join(', ')})`);
   }
+  // The bench learns the server's port and heap limit from its start-up line, written at info.
+  const logLevel = values['log-level'] ?? 'info';
+  if (!['info', 'debug', 'trace'].includes(logLevel)) throw new Error(`--log-level must be info, debug or trace (the bench reads the server's start-up line, logged at info), got "${logLevel}"`);
   const concurrency = values.concurrency?.split(',').map((c) => Math.floor(number(c.trim(), 'concurrency', 0, 1)));
   return {
     scenarios: scenarios.filter((id): id is ScenarioId => id !== 'controller'),
@@ -99,7 +102,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     soak,
     soakRequests: Math.floor(number(values['soak-requests'], 'soak-requests', smoke ? 1000 : 200_000, 100)),
     smoke,
-    logLevel: values['log-level'] ?? 'info',
+    logLevel,
     cpuProf: values['cpu-prof'] === true,
     pin: values['no-pin'] !== true,
     out: values.out ?? join(REPO_ROOT, 'bench', soak ? 'results-soak.json' : 'results.json'),
