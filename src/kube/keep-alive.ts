@@ -12,7 +12,7 @@ import {
 
 const TLS_IDENTITY_FIELDS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'] as const;
 
-export type TlsIdentityOptions = Partial<Pick<Agent['options'], (typeof TLS_IDENTITY_FIELDS)[number]>>;
+type TlsIdentityOptions = Partial<Pick<Agent['options'], (typeof TLS_IDENTITY_FIELDS)[number]>>;
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
@@ -26,7 +26,7 @@ export function isPlainHttpsAgent(agent: unknown): agent is Agent {
 }
 
 /** One TLS identity: the context built from its CA, certificate and key, and how the server is verified. */
-export interface TlsIdentity {
+interface TlsIdentity {
   secureContext: SecureContext;
   servername?: string;
   rejectUnauthorized?: boolean;
@@ -38,7 +38,7 @@ export interface TlsIdentity {
  * (files re-read) on every call, so they are compared by content; one secure context is built per
  * identity, since otherwise each new connection parses the CA bundle and the client key again.
  */
-export class TlsIdentities {
+class TlsIdentities {
   private values: unknown[] | undefined;
   private identity: TlsIdentity | undefined;
   private lastOptions: TlsIdentityOptions | undefined;
@@ -74,10 +74,7 @@ export class KeepAliveAgents {
   constructor(private readonly maxSockets = 64) {}
 
   agentFor(options: TlsIdentityOptions): Agent {
-    return this.agentOf(this.identities.of(options));
-  }
-
-  agentOf(identity: TlsIdentity): Agent {
+    const identity = this.identities.of(options);
     if (this.agent && this.identity === identity) return this.agent;
     this.identity = identity;
     this.agent = new Agent({
