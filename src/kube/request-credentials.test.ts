@@ -61,4 +61,19 @@ describe('RequestCredentials', () => {
     expect((await credentials.current()).headers['Authorization']).toBe('Bearer rotated');
     expect(kubeConfig.calls).toBe(2);
   });
+
+  it('fresh() hands out resolved credentials without waiting, only while they are kept', async () => {
+    const { credentials, advance } = setup();
+    expect(credentials.fresh()).toBeUndefined();
+    const pending = credentials.current();
+    // Resolving, not resolved: the caller has to wait.
+    expect(credentials.fresh()).toBeUndefined();
+    const resolved = await pending;
+    expect(credentials.fresh()).toBe(resolved);
+    advance(1000);
+    expect(credentials.fresh()).toBeUndefined();
+    await credentials.current();
+    credentials.invalidate();
+    expect(credentials.fresh()).toBeUndefined();
+  });
 });
