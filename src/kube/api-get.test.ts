@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateClientCertificates } from '../certs/generate.js';
 import { configMap, objectPath, secret } from '../../test/support/kube-fixtures.js';
 import { KubeApiServer } from '../../test/support/kube-api-server.js';
+import { rejectionOf } from '../../test/support/rejection.js';
 import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
 import { testTls } from '../../test/support/tls.js';
 import { ApiGetClient, type ApiAnswer } from './api-get.js';
@@ -47,16 +48,7 @@ function certificateKubeconfig(server: string, caPem: string, cert: { certPem: s
 const json = (answer: ApiAnswer) => JSON.parse(answer.body.toString('utf8')) as Record<string, any>;
 const never = () => new AbortController().signal;
 
-async function rejection(promise: Promise<unknown>): Promise<KubeApiError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected the GET to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubeApiError);
-  return error as KubeApiError;
-}
+const rejection = (promise: Promise<unknown>): Promise<KubeApiError> => rejectionOf(promise, KubeApiError);
 
 beforeAll(async () => {
   api = await KubeApiServer.start({ clientCaPem: client.clientCaPem });

@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { configMap, objectPath, secret } from '../../test/support/kube-fixtures.js';
 import { KubeApiServer } from '../../test/support/kube-api-server.js';
+import { rejectionOf } from '../../test/support/rejection.js';
 import { kubeconfigYaml } from '../../test/support/kubeconfig.js';
 import { ClientNodeReader } from './client-node-reader.js';
 import { configContent } from './config-data.js';
@@ -22,16 +23,7 @@ const cm: ObjectRef = { kind: 'ConfigMap', namespace: 'apps', name: 'settings' }
 const sec: ObjectRef = { kind: 'Secret', namespace: 'apps', name: 'db' };
 const options = { timeoutMs: 1000 };
 
-async function failure(promise: Promise<unknown>): Promise<KubeReadError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected the read to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KubeReadError);
-  return error as KubeReadError;
-}
+const failure = (promise: Promise<unknown>): Promise<KubeReadError> => rejectionOf(promise, KubeReadError);
 
 beforeAll(async () => {
   api = await KubeApiServer.start();

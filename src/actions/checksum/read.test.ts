@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { KubeReadError } from '../../kube/errors.js';
 import type { KubeReader, ObjectRef, ReadOptions, ReadResult } from '../../kube/reader.js';
 import { ConfigReadError, readConfigSources, refKey } from './read.js';
+import { rejectionOf } from '../../../test/support/rejection.js';
 
 type Script = (ref: ObjectRef, options: ReadOptions) => Promise<ReadResult>;
 
@@ -21,11 +22,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const found = (data: Record<string, string>): ReadResult => ({ found: true, content: new Map(Object.entries(data).map(([k, v]) => [k, Buffer.from(v)])) });
 const limits = { timeoutMs: 1000, readTimeoutMs: 800 };
 
-async function rejection(promise: Promise<unknown>): Promise<ConfigReadError> {
-  const error = await promise.then(() => new Error('expected a rejection'), (e: unknown) => e);
-  expect(error).toBeInstanceOf(ConfigReadError);
-  return error as ConfigReadError;
-}
+const rejection = (promise: Promise<unknown>): Promise<ConfigReadError> => rejectionOf(promise, ConfigReadError);
 
 describe('readConfigSources', () => {
   it('reads each distinct object once, all at the same time', async () => {

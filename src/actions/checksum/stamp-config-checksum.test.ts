@@ -11,6 +11,7 @@ import { parseRuleSet, RuleSetError } from '../../rules/load.js';
 import { configMap, deployment, objectPath, secret } from '../../../test/support/kube-fixtures.js';
 import { KubeApiServer } from '../../../test/support/kube-api-server.js';
 import { requestFor } from '../../../test/support/review.js';
+import { rejectionOf } from '../../../test/support/rejection.js';
 import { checksumV2, isChecksumValue, type SourceSnapshot } from './encoding.js';
 import { DEFAULT_CHECKSUM_ANNOTATION, readDeadlines, stampConfigChecksum, type StampConfigChecksumParams } from './stamp-config-checksum.js';
 
@@ -57,11 +58,7 @@ function run(object: KubeObject, options: RunOptions = {}): Promise<ActionResult
   return Promise.resolve(stampConfigChecksum.run({ ...DEFAULTS, ...options.params }, context));
 }
 
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  const error = await promise.then(() => new Error('expected the action to throw'), (e: unknown) => e as Error);
-  expect(error.message).not.toBe('expected the action to throw');
-  return error;
-}
+const failure = (promise: Promise<unknown>): Promise<Error> => rejectionOf(promise, Error);
 
 function stamped(object: KubeObject, patch: PatchOperation[] | undefined, path = ['spec', 'template']): string | undefined {
   let node: any = applyPatch(object, patch ?? []);
